@@ -1,0 +1,46 @@
+# vxland: build, test, demo, benchmark. Targets that build namespaces need root.
+GO      ?= go
+BIN     ?= bin
+FUZZTIME ?= 8s
+
+.PHONY: all build test unit fuzz vet demo bench bench-go clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/vxland ./cmd/vxland
+	$(GO) build -o $(BIN)/vxlanctl ./cmd/vxlanctl
+
+## test: everything CI runs: vet, gofmt, unit + integration tests, short fuzzing.
+test: vet
+	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: run every fuzz target briefly (FUZZTIME each) on top of its seed corpus.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 1x $$pkg; exit 1; }; \
+	  done; \
+	done
+
+## demo: two namespaces, vxland on one side, a kernel vxlan peer on the other.
+demo: build
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo ./scripts/demo.sh $(BIN)
+
+## bench: the system benchmark against the kernel driver (see bench/README.md).
+bench: build
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo $(GO) run ./bench/cmd/vxbench --bin $(BIN) $(BENCHFLAGS)
+
+## bench-go: allocation and speed of the per-packet code paths.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./encap ./fdb ./learning ./checksum ./offload ./dataplane
+
+clean:
+	rm -rf $(BIN)

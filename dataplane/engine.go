@@ -1,0 +1,384 @@
+// Package dataplane moves Ethernet frames between TAP devices and VXLAN over
+// UDP. Each segment (one VNI) has a TAP and a forwarding table; an endpoint
+// owns the UDP sockets that segments sharing a local address and port use.
+// Frames move in batches: one poller wakeup drains a TAP or a socket, and
+// one sendmmsg sends what a batch produced. Buffers are allocated once.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vxland/vxland/encap"
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/learning"
+	"github.com/vxland/vxland/stats"
+)
+
+const (
+	// DefaultPort is the IANA VXLAN port.
+	DefaultPort = 4789
+	// defaultBatch is how many frames or datagrams one system call moves.
+	defaultBatch = 64
+	// bufSize holds the largest frame or datagram: 64 KiB plus headroom.
+	bufSize = 65536 + 64
+	// defaultTxSockets is the size of the transmit socket pool when the
+	// source port range is the kernel's local port range.
+	defaultTxSockets = 8
+)
+
+// Config describes an endpoint and the segments it serves.
+type Config struct {
+	// Local is the underlay address to bind and send from; the zero Addr
+	// binds to any address and lets routing pick the source.
+	Local netip.Addr
+	// Dev, when set, binds every socket to this underlay device.
+	Dev string
+	// V6 selects an IPv6 underlay.
+	V6 bool
+	// Port is the UDP destination port (and receive port); 0 means 4789.
+	Port uint16
+	// SrcPortMin and SrcPortMax bound the outer UDP source ports,
+	// [min, max). Both zero means the kernel's local port range.
+	SrcPortMin, SrcPortMax uint16
+	// TxSockets is the transmit socket pool size; 0 picks a default.
+	TxSockets int
+	// Segments are the VNIs served by this endpoint.
+	Segments []SegmentConfig
+	// Logf logs one line; nil discards.
+	Logf func(format string, args ...any)
+}
+
+// SegmentConfig describes one VXLAN segment.
+type SegmentConfig struct {
+	VNI uint32
+	// TAP names the TAP device to create.
+	TAP string
+	// MAC is the TAP's address; received frames with this source MAC are
+	// loops and dropped.
+	MAC [6]byte
+	// Table is the forwarding database.
+	Table *fdb.Table
+	// Learning enables source learning from received frames.
+	Learning bool
+	// TTL of outer packets; 0 means 64 for unicast and 1 for multicast
+	// destinations.
+	TTL uint8
+	// TOS of outer packets, or the inner DS field when TOSInherit. ECN
+	// follows RFC 6040 either way.
+	TOS        uint8
+	TOSInherit bool
+	// Offload uses the virtio-net header on the TAP (checksum hand-over
+	// instead of software completion).
+	Offload bool
+}
+
+// Endpoint is a running VTEP.
+type Endpoint struct {
+	cfg   Config
+	port  uint16
+	rx    *udpSocket
+	tx    []*udpSocket
+	segs  []*Segment
+	byVNI map[uint32]*Segment
+	one   *Segment // the only segment, when there is one (fast path)
+
+	counters  stats.Set
+	rxDrops   [encap.NumReasons]*stats.Counter
+	rxPackets *stats.Counter
+
+	closing chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// Segment is one VNI's TAP, table and counters.
+type Segment struct {
+	cfg   SegmentConfig
+	ep    *Endpoint
+	tap   *TAP
+	learn learning.Policy
+
+	counters stats.Set
+	c        segmentCounters
+}
+
+type segmentCounters struct {
+	txFrames, txBytes, txDatagrams, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
+	rxFrames, rxBytes, tapWriteErr                                        *stats.Counter
+	learned, migrated, learnFull                                          *stats.Counter
+}
+
+// New opens the sockets and TAP devices of cfg. Nothing forwards until Run.
+func New(cfg Config) (ep *Endpoint, err error) {
+	if len(cfg.Segments) == 0 {
+		return nil, errors.New("no segment configured")
+	}
+	if cfg.Port == 0 {
+		cfg.Port = DefaultPort
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.SrcPortMin > cfg.SrcPortMax || (cfg.SrcPortMin == cfg.SrcPortMax && cfg.SrcPortMin != 0) {
+		return nil, fmt.Errorf("source port range %d-%d is empty", cfg.SrcPortMin, cfg.SrcPortMax)
+	}
+	ep = &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			ep.Close()
+		}
+	}()
+	for i := 0; i < encap.NumReasons; i++ {
+		if r := encap.Reason(i); r != encap.ReasonOK {
+			ep.rxDrops[i] = ep.counters.New(r.String())
+		}
+	}
+	ep.rxPackets = ep.counters.New("rx_datagrams")
+
+	ep.rx, err = openUDP(cfg.Local, cfg.Port, cfg.V6, defaultBatch)
+	if err != nil {
+		return nil, err
+	}
+	ep.port = ep.rx.port
+	if err := ep.bindDev(ep.rx); err != nil {
+		return nil, err
+	}
+	if err := ep.tuneRx(); err != nil {
+		return nil, err
+	}
+	if err := ep.openTxPool(); err != nil {
+		return nil, err
+	}
+	for _, sc := range cfg.Segments {
+		if _, dup := ep.byVNI[sc.VNI]; dup {
+			return nil, fmt.Errorf("vni %d configured twice", sc.VNI)
+		}
+		s, err := ep.newSegment(sc)
+		if err != nil {
+			return nil, err
+		}
+		ep.segs = append(ep.segs, s)
+		ep.byVNI[sc.VNI] = s
+	}
+	if len(ep.segs) == 1 {
+		ep.one = ep.segs[0]
+	}
+	return ep, nil
+}
+
+func (ep *Endpoint) tuneRx() error {
+	s := ep.rx
+	if ep.cfg.V6 {
+		if err := s.setInt(unix.IPPROTO_IPV6, unix.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS"); err != nil {
+			return err
+		}
+	} else if err := s.setInt(unix.IPPROTO_IP, unix.IP_RECVTOS, 1, "IP_RECVTOS"); err != nil {
+		return err
+	}
+	setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 8<<20)
+	return nil
+}
+
+// setBuffer raises a socket buffer, with the privileged option first.
+func setBuffer(fd, force, plain, size int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
+	}
+}
+
+// openTxPool binds the transmit sockets. With an explicit source port range
+// the sockets take ports spread evenly over it, so that the flow hash maps
+// each flow to a stable port inside the range; otherwise the kernel picks
+// ephemeral ports, as it does for the kernel driver's default range.
+func (ep *Endpoint) openTxPool() error {
+	n := ep.cfg.TxSockets
+	lo, hi := int(ep.cfg.SrcPortMin), int(ep.cfg.SrcPortMax)
+	ranged := hi > lo
+	if n <= 0 {
+		n = defaultTxSockets
+	}
+	if ranged && hi-lo < n {
+		n = hi - lo
+	}
+	for i := 0; i < n; i++ {
+		var s *udpSocket
+		var err error
+		if !ranged {
+			s, err = openUDP(ep.cfg.Local, 0, ep.cfg.V6, defaultBatch)
+		} else {
+			// Try the slot's port, then the next ones in the slot.
+			start := lo + i*(hi-lo)/n
+			end := lo + (i+1)*(hi-lo)/n
+			for p := start; p < end; p++ {
+				s, err = openUDP(ep.cfg.Local, uint16(p), ep.cfg.V6, defaultBatch)
+				if err == nil || !errors.Is(err, unix.EADDRINUSE) {
+					break
+				}
+			}
+		}
+		if err != nil {
+			if ranged && errors.Is(err, unix.EADDRINUSE) && len(ep.tx) > 0 {
+				continue // this slot is taken; the others serve
+			}
+			return fmt.Errorf("transmit socket: %w", err)
+		}
+		ep.tx = append(ep.tx, s)
+		if err := ep.bindDev(s); err != nil {
+			return err
+		}
+		// DF unset, like the kernel driver's default ("df unset").
+		if ep.cfg.V6 {
+			_ = s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER")
+		} else {
+			_ = s.setInt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER")
+		}
+		setBuffer(s.fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
+		setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4096)
+	}
+	if len(ep.tx) == 0 {
+		return fmt.Errorf("no free source port in %d-%d", lo, hi)
+	}
+	return nil
+}
+
+// bindDev restricts s to the configured underlay device.
+func (ep *Endpoint) bindDev(s *udpSocket) error {
+	if ep.cfg.Dev == "" {
+		return nil
+	}
+	if err := unix.BindToDevice(s.fd, ep.cfg.Dev); err != nil {
+		return fmt.Errorf("bind to device %s: %w", ep.cfg.Dev, err)
+	}
+	return nil
+}
+
+// SourcePorts returns the outer UDP source ports in use, one per transmit
+// socket.
+func (ep *Endpoint) SourcePorts() []uint16 {
+	ports := make([]uint16, len(ep.tx))
+	for i, s := range ep.tx {
+		ports[i] = s.port
+	}
+	return ports
+}
+
+// Port returns the UDP port the endpoint receives on.
+func (ep *Endpoint) Port() uint16 { return ep.port }
+
+func (ep *Endpoint) newSegment(sc SegmentConfig) (*Segment, error) {
+	if sc.VNI > encap.MaxVNI {
+		return nil, fmt.Errorf("vni %d out of range 0-%d", sc.VNI, encap.MaxVNI)
+	}
+	if sc.Table == nil {
+		return nil, fmt.Errorf("vni %d: no forwarding table", sc.VNI)
+	}
+	tap, err := OpenTAP(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload})
+	if err != nil {
+		return nil, err
+	}
+	s := &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	c := &s.c
+	n := s.counters.New
+	c.txFrames, c.txBytes, c.txDatagrams = n("tx_frames"), n("tx_bytes"), n("tx_datagrams")
+	c.txNoDest, c.txShort, c.txErrors, c.txBadGSO = n("tx_no_destination"), n("tx_short"), n("tx_send_errors"), n("tx_bad_gso")
+	c.rxFrames, c.rxBytes = n("rx_frames"), n("rx_bytes")
+	c.tapWriteErr = n("rx_tap_write_errors")
+	c.learned, c.migrated, c.learnFull = n("fdb_learned"), n("fdb_migrated"), n("fdb_learn_full")
+	return s, nil
+}
+
+// Segments returns the endpoint's segments.
+func (ep *Endpoint) Segments() []*Segment { return ep.segs }
+
+// TAPName returns the segment's interface name.
+func (s *Segment) TAPName() string { return s.tap.Name() }
+
+// VNI returns the segment's VNI.
+func (s *Segment) VNI() uint32 { return s.cfg.VNI }
+
+// Table returns the segment's forwarding database.
+func (s *Segment) Table() *fdb.Table { return s.cfg.Table }
+
+// Stats returns the segment's counters followed by the endpoint's receive
+// counters (datagrams dropped before their VNI was known).
+func (s *Segment) Stats() []stats.Value {
+	return append(s.counters.Snapshot(), s.ep.counters.Snapshot()...)
+}
+
+// Run forwards until Close is called or a loop fails. It returns nil after
+// Close.
+func (ep *Endpoint) Run() error {
+	errc := make(chan error, len(ep.segs)+2)
+	run := func(f func() error) {
+		ep.wg.Add(1)
+		go func() {
+			defer ep.wg.Done()
+			if err := f(); err != nil {
+				select {
+				case <-ep.closing:
+				default:
+					errc <- err
+				}
+			}
+		}()
+	}
+	for _, s := range ep.segs {
+		run(s.transmitLoop)
+	}
+	run(ep.receiveLoop)
+	run(ep.tickLoop)
+	select {
+	case err := <-errc:
+		ep.Close()
+		ep.wg.Wait()
+		return err
+	case <-ep.closing:
+		ep.wg.Wait()
+		return nil
+	}
+}
+
+// Close stops forwarding and releases the TAPs (the kernel removes them)
+// and the sockets. It is safe to call more than once.
+func (ep *Endpoint) Close() error {
+	ep.once.Do(func() {
+		close(ep.closing)
+		if ep.rx != nil {
+			ep.rx.close()
+		}
+		for _, s := range ep.tx {
+			s.close()
+		}
+		for _, s := range ep.segs {
+			s.tap.Close()
+		}
+	})
+	return nil
+}
+
+func (ep *Endpoint) tickLoop() error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ep.closing:
+			return nil
+		case <-t.C:
+			for _, s := range ep.segs {
+				s.cfg.Table.Tick()
+			}
+		}
+	}
+}
+
+// isClosed reports whether err comes from a descriptor closed by Close.
+func isClosed(err error) bool {
+	return errors.Is(err, os.ErrClosed)
+}

@@ -1,0 +1,357 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// cmsgSpace is room for the control messages of one datagram: the outer TOS
+// (or traffic class) in, or TOS plus UDP_SEGMENT out, each an int-sized cmsg.
+const cmsgSpace = 64
+
+// udpSocket is a UDP socket driven through recvmmsg/sendmmsg on
+// preallocated message arrays, so a batch costs one system call and no
+// allocation. It is used from one goroutine at a time per direction.
+type udpSocket struct {
+	fd   int
+	file *os.File // keeps fd in Go's poller
+	rc   syscall.RawConn
+	v6   bool
+	port uint16
+
+	// receive side
+	rmsgs  []unix.Mmsghdr
+	riovs  []unix.Iovec
+	rnames []unix.RawSockaddrInet6 // large enough for either family
+	roobs  [][cmsgSpace]byte
+	rn     int   // result of the last recvmmsg
+	rerr   error // error of the last recvmmsg
+	rfn    func(fd uintptr) bool
+
+	// send side
+	smsgs  []unix.Mmsghdr
+	siovs  []unix.Iovec // two per message: VXLAN header, frame
+	snames []unix.RawSockaddrInet6
+	soobs  [][cmsgSpace]byte
+	sn     int // messages queued
+	sdone  int
+	serr   error
+	sfn    func(fd uintptr) bool
+}
+
+// openUDP opens a UDP socket bound to local:port (local may be the zero
+// Addr: any address of the family v6 selects). The socket is not connected:
+// kernel peers vary their source port per flow.
+func openUDP(local netip.Addr, port uint16, v6 bool, batch int) (*udpSocket, error) {
+	family := unix.AF_INET
+	if v6 {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, fmt.Errorf("udp socket: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	if v6 {
+		// One family per socket keeps addresses unambiguous.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return nil, fmt.Errorf("udp socket: IPV6_V6ONLY: %w", err)
+		}
+	}
+	var sa unix.Sockaddr
+	if v6 {
+		s := &unix.SockaddrInet6{Port: int(port)}
+		if local.IsValid() {
+			s.Addr = local.As16()
+		}
+		sa = s
+	} else {
+		s := &unix.SockaddrInet4{Port: int(port)}
+		if local.IsValid() {
+			s.Addr = local.As4()
+		}
+		sa = s
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, &BindError{Addr: local, Port: port, Err: err}
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("udp socket: getsockname: %w", err)
+	}
+	switch a := got.(type) {
+	case *unix.SockaddrInet4:
+		port = uint16(a.Port)
+	case *unix.SockaddrInet6:
+		port = uint16(a.Port)
+	}
+	file := os.NewFile(uintptr(fd), "udp")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("udp socket: %w", err)
+	}
+	ok = true
+	s := &udpSocket{fd: fd, file: file, rc: rc, v6: v6, port: port}
+	s.rmsgs = make([]unix.Mmsghdr, batch)
+	s.riovs = make([]unix.Iovec, batch)
+	s.rnames = make([]unix.RawSockaddrInet6, batch)
+	s.roobs = make([][cmsgSpace]byte, batch)
+	s.smsgs = make([]unix.Mmsghdr, batch)
+	s.siovs = make([]unix.Iovec, 2*batch)
+	s.snames = make([]unix.RawSockaddrInet6, batch)
+	s.soobs = make([][cmsgSpace]byte, batch)
+	s.rfn = s.recvOnce
+	s.sfn = s.sendOnce
+	return s, nil
+}
+
+// BindError reports that the UDP port could not be bound.
+type BindError struct {
+	Addr netip.Addr
+	Port uint16
+	Err  error
+}
+
+func (e *BindError) Error() string {
+	where := fmt.Sprintf("port %d", e.Port)
+	if e.Addr.IsValid() {
+		where = fmt.Sprintf("%s port %d", e.Addr, e.Port)
+	}
+	switch e.Err {
+	case unix.EADDRINUSE:
+		return fmt.Sprintf("udp %s is already in use (another vxland, or a kernel vxlan device with the same dstport?)", where)
+	case unix.EADDRNOTAVAIL:
+		return fmt.Sprintf("udp %s: local address is not configured on this host", where)
+	}
+	return fmt.Sprintf("udp %s: bind: %v", where, e.Err)
+}
+
+func (e *BindError) Unwrap() error { return e.Err }
+
+func (s *udpSocket) setInt(level, opt, v int, what string) error {
+	if err := unix.SetsockoptInt(s.fd, level, opt, v); err != nil {
+		return fmt.Errorf("udp socket: %s: %w", what, err)
+	}
+	return nil
+}
+
+// close closes the socket and unblocks pending reads.
+func (s *udpSocket) close() error { return s.file.Close() }
+
+// recv fills bufs[i] with up to len(bufs) datagrams and returns how many
+// arrived. sizes, from and tos receive each datagram's length, source
+// address and outer TOS / traffic class. It blocks until at least one
+// datagram is there.
+func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos []uint8) (int, error) {
+	n := len(bufs)
+	if n > len(s.rmsgs) {
+		n = len(s.rmsgs)
+	}
+	for i := 0; i < n; i++ {
+		s.riovs[i].Base = &bufs[i][0]
+		s.riovs[i].SetLen(len(bufs[i]))
+		h := &s.rmsgs[i].Hdr
+		h.Iov = &s.riovs[i]
+		h.Iovlen = 1
+		h.Name = (*byte)(unsafe.Pointer(&s.rnames[i]))
+		h.Namelen = unix.SizeofSockaddrInet6
+		h.Control = &s.roobs[i][0]
+		h.SetControllen(cmsgSpace)
+		h.Flags = 0
+		s.rmsgs[i].Len = 0
+	}
+	s.rn = n
+	if err := s.rc.Read(s.rfn); err != nil {
+		return 0, err
+	}
+	if s.rerr != nil {
+		return 0, s.rerr
+	}
+	got := s.rn
+	for i := 0; i < got; i++ {
+		sizes[i] = int(s.rmsgs[i].Len)
+		from[i] = sockaddrToAddrPort(&s.rnames[i])
+		tos[i] = parseTOS(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
+	}
+	return got, nil
+}
+
+func (s *udpSocket) recvOnce(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.rmsgs[0])), uintptr(s.rn), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	if e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		s.rerr = e
+		s.rn = 0
+		return true
+	}
+	s.rerr = nil
+	s.rn = int(r)
+	return true
+}
+
+func sockaddrToAddrPort(rsa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch rsa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), binary.BigEndian.Uint16(p[:]))
+	case unix.AF_INET6:
+		p := (*[2]byte)(unsafe.Pointer(&rsa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(rsa.Addr).Unmap(), binary.BigEndian.Uint16(p[:]))
+	}
+	return netip.AddrPort{}
+}
+
+// parseTOS finds the IP_TOS or IPV6_TCLASS control message and returns its
+// value (0 when absent).
+func parseTOS(oob []byte) uint8 {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return 0
+		}
+		data := oob[unix.SizeofCmsghdr:l]
+		if (h.Level == unix.IPPROTO_IP && h.Type == unix.IP_TOS && len(data) >= 1) ||
+			(h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_TCLASS && len(data) >= 4) {
+			return data[0]
+		}
+		adv := cmsgAlign(l)
+		if adv > len(oob) {
+			return 0
+		}
+		oob = oob[adv:]
+	}
+	return 0
+}
+
+func cmsgAlign(n int) int { return (n + 7) &^ 7 }
+
+// queue adds one datagram, hdr followed by frame, to the send batch. It
+// returns false when the batch is full.
+func (s *udpSocket) queue(hdr, frame []byte, to netip.AddrPort, tos, ttl uint8) bool {
+	i := s.sn
+	if i >= len(s.smsgs) {
+		return false
+	}
+	iov := s.siovs[2*i : 2*i+2]
+	iov[0].Base = &hdr[0]
+	iov[0].SetLen(len(hdr))
+	iov[1].Base = &frame[0]
+	iov[1].SetLen(len(frame))
+	h := &s.smsgs[i].Hdr
+	h.Iov = &iov[0]
+	h.Iovlen = 2
+	nl := putSockaddr(&s.snames[i], to, s.v6)
+	h.Name = (*byte)(unsafe.Pointer(&s.snames[i]))
+	h.Namelen = nl
+	cl := putSendCmsgs(s.soobs[i][:], tos, ttl, s.v6)
+	h.Control = &s.soobs[i][0]
+	h.SetControllen(cl)
+	s.sn++
+	return true
+}
+
+// pending returns how many datagrams are queued.
+func (s *udpSocket) pending() int { return s.sn }
+
+// flush sends every queued datagram and empties the batch. It returns how
+// many were sent and the first error; datagrams after a failed one are
+// retried once past it, so one unreachable destination does not hold up
+// the others.
+func (s *udpSocket) flush() (sent int, err error) {
+	for s.sdone < s.sn {
+		s.serr = nil
+		if werr := s.rc.Write(s.sfn); werr != nil {
+			err = werr
+			break
+		}
+		if s.serr != nil {
+			if err == nil {
+				err = s.serr
+			}
+			s.sdone++ // skip the datagram the kernel refused
+		}
+	}
+	for i := 0; i < s.sn; i++ {
+		if s.smsgs[i].Len > 0 {
+			sent++
+		}
+		s.smsgs[i].Len = 0
+	}
+	s.sn, s.sdone = 0, 0
+	return sent, err
+}
+
+func (s *udpSocket) sendOnce(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.smsgs[s.sdone])), uintptr(s.sn-s.sdone), 0, 0, 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	if e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		s.serr = e
+		return true
+	}
+	s.sdone += int(r)
+	return true
+}
+
+func putSockaddr(rsa *unix.RawSockaddrInet6, to netip.AddrPort, v6 bool) uint32 {
+	port := to.Port()
+	if !v6 {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		sa4.Family = unix.AF_INET
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		binary.BigEndian.PutUint16(p[:], port)
+		sa4.Addr = to.Addr().As4()
+		return unix.SizeofSockaddrInet4
+	}
+	rsa.Family = unix.AF_INET6
+	p := (*[2]byte)(unsafe.Pointer(&rsa.Port))
+	binary.BigEndian.PutUint16(p[:], port)
+	rsa.Flowinfo = 0
+	rsa.Addr = to.Addr().As16()
+	rsa.Scope_id = 0
+	return unix.SizeofSockaddrInet6
+}
+
+// putSendCmsgs writes the per-datagram TOS (traffic class) and TTL (hop
+// limit) control messages into b and returns their length.
+func putSendCmsgs(b []byte, tos, ttl uint8, v6 bool) int {
+	if v6 {
+		n := putIntCmsg(b, unix.IPPROTO_IPV6, unix.IPV6_TCLASS, int32(tos))
+		return n + putIntCmsg(b[n:], unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, int32(ttl))
+	}
+	n := putIntCmsg(b, unix.IPPROTO_IP, unix.IP_TOS, int32(tos))
+	return n + putIntCmsg(b[n:], unix.IPPROTO_IP, unix.IP_TTL, int32(ttl))
+}
+
+// putIntCmsg writes one int-valued control message and returns its space.
+func putIntCmsg(b []byte, level, typ int32, v int32) int {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = level
+	h.Type = typ
+	h.SetLen(unix.CmsgLen(4))
+	binary.NativeEndian.PutUint32(b[unix.SizeofCmsghdr:], uint32(v))
+	return unix.CmsgSpace(4)
+}

@@ -1,0 +1,226 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vxland/vxland/offload"
+)
+
+// TUN offload flags for TUNSETOFFLOAD (linux/if_tun.h).
+const (
+	tunFCsum = 0x01
+	tunFTSO4 = 0x02
+	tunFTSO6 = 0x04
+	tunFUSO4 = 0x20
+	tunFUSO6 = 0x40
+)
+
+// TAP is a Linux TAP device opened through /dev/net/tun. It is not
+// persistent: the kernel removes it when the descriptor closes, so nothing
+// is left behind even if the process is killed.
+type TAP struct {
+	name    string
+	file    *os.File
+	rc      syscall.RawConn
+	vnetHdr bool // frames carry a virtio-net header in front
+	gso     bool // the kernel may hand over TSO super-frames
+
+	// batch read state, reused on every call
+	rbufs  [][]byte
+	rsizes []int
+	rn     int
+	rerr   error
+	rfn    func(fd uintptr) bool
+
+	wbuf []byte
+	wn   int
+	werr error
+	wfn  func(fd uintptr) bool
+}
+
+// TAPOptions says how to open a TAP.
+type TAPOptions struct {
+	// Name is the interface name; empty lets the kernel choose.
+	Name string
+	// VnetHdr opens the TAP with IFF_VNET_HDR so that checksum state can be
+	// handed over in a virtio-net header.
+	VnetHdr bool
+	// GSO additionally enables TSO (and USO where available) so the kernel
+	// hands over super-frames; requires VnetHdr.
+	GSO bool
+}
+
+// ErrTUNPermission is returned when /dev/net/tun cannot be opened for lack
+// of privilege.
+var ErrTUNPermission = errors.New("no permission to open /dev/net/tun: run as root or grant CAP_NET_ADMIN")
+
+type ifreqFlags struct {
+	name  [unix.IFNAMSIZ]byte
+	flags uint16
+	_     [22]byte
+}
+
+// OpenTAP creates the TAP device described by o.
+func OpenTAP(o TAPOptions) (*TAP, error) {
+	if len(o.Name) >= unix.IFNAMSIZ {
+		return nil, fmt.Errorf("tap name %q is longer than %d characters", o.Name, unix.IFNAMSIZ-1)
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			return nil, ErrTUNPermission
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return nil, errors.New("/dev/net/tun does not exist: load the tun module (modprobe tun)")
+		}
+		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	var req ifreqFlags
+	copy(req.name[:], o.Name)
+	req.flags = unix.IFF_TAP | unix.IFF_NO_PI
+	if o.VnetHdr {
+		req.flags |= unix.IFF_VNET_HDR
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
+		switch e {
+		case unix.EPERM, unix.EACCES:
+			return nil, ErrTUNPermission
+		case unix.EBUSY:
+			return nil, fmt.Errorf("tap %s: device is busy (another vxland is using it?)", o.Name)
+		case unix.EINVAL:
+			return nil, fmt.Errorf("tap %s: a device with this name exists and is not a TAP", o.Name)
+		}
+		return nil, fmt.Errorf("tap %s: TUNSETIFF: %w", o.Name, e)
+	}
+	t := &TAP{name: unix.ByteSliceToString(req.name[:]), vnetHdr: o.VnetHdr}
+	if o.VnetHdr {
+		sz := offload.VirtioNetHdrLen
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&sz))); e != 0 {
+			return nil, fmt.Errorf("tap %s: TUNSETVNETHDRSZ: %w", t.name, e)
+		}
+		if o.GSO {
+			if err := t.setOffload(fd); err != nil {
+				return nil, err
+			}
+		} else if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, 0); e != 0 {
+			return nil, fmt.Errorf("tap %s: TUNSETOFFLOAD: %w", t.name, e)
+		}
+	}
+	t.file = os.NewFile(uintptr(fd), "/dev/net/tun")
+	t.rc, err = t.file.SyscallConn()
+	if err != nil {
+		t.file.Close()
+		return nil, fmt.Errorf("tap %s: %w", t.name, err)
+	}
+	ok = true
+	t.rfn = t.readMany
+	t.wfn = t.writeOnce
+	return t, nil
+}
+
+// setOffload asks for checksum and segmentation offload, falling back to
+// fewer offloads on kernels that refuse some.
+func (t *TAP) setOffload(fd int) error {
+	for _, flags := range []uintptr{
+		tunFCsum | tunFTSO4 | tunFTSO6 | tunFUSO4 | tunFUSO6,
+		tunFCsum | tunFTSO4 | tunFTSO6,
+	} {
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, flags); e == 0 {
+			t.gso = true
+			return nil
+		}
+	}
+	return fmt.Errorf("tap %s: kernel refuses TSO offload", t.name)
+}
+
+// Name returns the interface name.
+func (t *TAP) Name() string { return t.name }
+
+// VnetHdr reports whether frames carry a virtio-net header.
+func (t *TAP) VnetHdr() bool { return t.vnetHdr }
+
+// GSO reports whether the kernel may hand over TSO super-frames.
+func (t *TAP) GSO() bool { return t.gso }
+
+// Close closes the device; the kernel removes the interface.
+func (t *TAP) Close() error { return t.file.Close() }
+
+// Read reads up to len(bufs) frames, blocking until at least one is there,
+// and then taking whatever else is already queued without blocking. Frame i
+// is stored at bufs[i][offset:] and its length in sizes[i].
+func (t *TAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	if cap(t.rbufs) < len(bufs) {
+		t.rbufs = make([][]byte, len(bufs))
+	}
+	t.rbufs = t.rbufs[:len(bufs)]
+	for i := range bufs {
+		t.rbufs[i] = bufs[i][offset:]
+	}
+	t.rsizes = sizes
+	t.rn = 0
+	t.rerr = nil
+	err := t.rc.Read(t.rfn)
+	if err != nil {
+		return 0, err
+	}
+	if t.rn == 0 && t.rerr != nil {
+		return 0, t.rerr
+	}
+	return t.rn, nil
+}
+
+func (t *TAP) readMany(fd uintptr) bool {
+	for t.rn < len(t.rbufs) {
+		b := t.rbufs[t.rn]
+		n, _, e := unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e == unix.EAGAIN {
+			return t.rn > 0
+		}
+		if e != 0 {
+			t.rerr = fmt.Errorf("tap %s: read: %w", t.name, e)
+			return true
+		}
+		t.rsizes[t.rn] = int(n)
+		t.rn++
+	}
+	return true
+}
+
+// Write writes one frame (with its virtio-net header when VnetHdr).
+func (t *TAP) Write(frame []byte) error {
+	t.wbuf = frame
+	t.werr = nil
+	if err := t.rc.Write(t.wfn); err != nil {
+		return err
+	}
+	return t.werr
+}
+
+func (t *TAP) writeOnce(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&t.wbuf[0])), uintptr(len(t.wbuf)))
+	switch e {
+	case 0:
+		return true
+	case unix.EINTR:
+		return false
+	case unix.EAGAIN:
+		return false
+	}
+	t.werr = fmt.Errorf("tap %s: write: %w", t.name, e)
+	return true
+}

@@ -1,0 +1,167 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// Binaries under test, built once by TestMain.
+var vxlandBin, vxlanctlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vxland-interop-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	vxlandBin = filepath.Join(dir, "vxland")
+	vxlanctlBin = filepath.Join(dir, "vxlanctl")
+	for bin, pkg := range map[string]string{vxlandBin: "../cmd/vxland", vxlanctlBin: "../cmd/vxlanctl"} {
+		out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+	}
+	code := runMain(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runMain is testnet.Main without its os.Exit, so TestMain can clean up.
+func runMain(m *testing.M) int {
+	if removed, err := testnet.Sweep(); err == nil && len(removed) > 0 {
+		fmt.Fprintf(os.Stderr, "removed stale namespaces: %s\n", strings.Join(removed, " "))
+	}
+	return m.Run()
+}
+
+// daemon is a vxland process running in a test namespace.
+type daemon struct {
+	ns     *testnet.NS
+	proc   *testnet.Proc
+	tap    string
+	rundir string
+}
+
+// startVxland runs vxland in ns with a TAP named tap and waits until its
+// control socket answers. args are the remaining flags.
+func startVxland(t *testing.T, ns *testnet.NS, tap string, args ...string) *daemon {
+	t.Helper()
+	rundir := t.TempDir()
+	cmd := append([]string{"env", "VXLAND_RUNDIR=" + rundir, vxlandBin, "--tap", tap}, args...)
+	d := &daemon{ns: ns, tap: tap, rundir: rundir}
+	d.proc = ns.Start(t, cmd...)
+	testnet.Eventually(t, 10*time.Second, func() error {
+		if d.proc.Exited() {
+			return testnet.Permanent(fmt.Errorf("vxland exited:\n%s", d.proc.Output()))
+		}
+		if _, err := d.ctlTry("stats", "dev", tap); err != nil {
+			return err
+		}
+		return nil
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("vxland %s output:\n%s", tap, d.proc.Output())
+			if out, err := d.ctlTry("stats", "dev", tap); err == nil {
+				t.Logf("vxland %s stats:\n%s", tap, out)
+			}
+		}
+	})
+	return d
+}
+
+// ctlTry runs vxlanctl against this daemon.
+func (d *daemon) ctlTry(args ...string) (string, error) {
+	cmd := exec.Command(vxlanctlBin, args...)
+	cmd.Env = append(os.Environ(), "VXLAND_RUNDIR="+d.rundir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vxlanctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// ctl runs vxlanctl and fails the test if it fails.
+func (d *daemon) ctl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := d.ctlTry(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var statLine = regexp.MustCompile(`^\s*([a-z0-9_]+):?\s+(\d+)\s*$`)
+
+// stats returns the daemon's counters by name.
+func (d *daemon) stats(t *testing.T) map[string]uint64 {
+	t.Helper()
+	out := d.ctl(t, "stats", "dev", d.tap)
+	m := map[string]uint64{}
+	for _, line := range strings.Split(out, "\n") {
+		if s := statLine.FindStringSubmatch(line); s != nil {
+			v, _ := strconv.ParseUint(s[2], 10, 64)
+			m[s[1]] = v
+		}
+	}
+	if len(m) == 0 {
+		t.Fatalf("no counters in vxlanctl stats output:\n%s", out)
+	}
+	return m
+}
+
+// stop sends SIGTERM and checks that vxland exits cleanly and removes its
+// TAP and control socket.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.proc.Wait(5 * time.Second); err != nil {
+		t.Fatalf("vxland after SIGTERM: %v\n%s", err, d.proc.Output())
+	}
+	if out, err := d.ns.Try("ip", "link", "show", d.tap); err == nil {
+		t.Errorf("TAP %s still exists after exit:\n%s", d.tap, out)
+	}
+	entries, _ := os.ReadDir(d.rundir)
+	for _, e := range entries {
+		t.Errorf("left behind in the run directory: %s", e.Name())
+	}
+}
+
+var etherRE = regexp.MustCompile(`link/ether ([0-9a-f:]{17})`)
+
+// macOf returns the MAC address of dev in ns.
+func macOf(t *testing.T, ns *testnet.NS, dev string) string {
+	t.Helper()
+	out := ns.Exec(t, "ip", "link", "show", dev)
+	m := etherRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no MAC in `ip link show %s`:\n%s", dev, out)
+	}
+	return m[1]
+}
+
+// underlay links two namespaces with a veth pair named ifname on both sides
+// and addresses them.
+func underlay(t *testing.T, a, b *testnet.NS, ifname, aCIDR, bCIDR string) {
+	t.Helper()
+	testnet.Link(t, a, ifname, b, ifname)
+	a.Addr(t, ifname, aCIDR)
+	b.Addr(t, ifname, bCIDR)
+}
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
