@@ -1,0 +1,167 @@
+// Package encap encodes and parses the VXLAN header (RFC 7348) at fixed
+// offsets and carries the per-packet decisions that surround it: receive
+// drop reasons, the inner flow hash and outer UDP source port, and ECN
+// handling on encapsulation and decapsulation (RFC 6040).
+//
+// Every function follows the Linux kernel vxlan driver (vxlan_core.c,
+// include/net/inet_ecn.h, include/net/udp.h), works in place on the
+// caller's buffers and never allocates.
+package encap
+
+const (
+	// HeaderLen is the length of the VXLAN header.
+	HeaderLen = 8
+	// FlagI is the "I" flag in the first header byte: the VNI is valid.
+	FlagI = 0x08
+	// MaxVNI is the largest VXLAN Network Identifier (24 bits).
+	MaxVNI = 1<<24 - 1
+	// EthHeaderLen is the length of an untagged Ethernet header.
+	EthHeaderLen = 14
+)
+
+// Reason says why a received datagram is dropped; ReasonOK means it is not.
+// The data plane keeps one counter per Reason, indexed by its value.
+type Reason uint8
+
+// Receive verdicts. The kernel checks them in the order ReasonShort,
+// ReasonNoIFlag, ReasonUnknownVNI, ReasonReserved, ReasonOwnMAC,
+// ReasonLearnConflict, ReasonECN.
+const (
+	ReasonOK            Reason = iota // accepted
+	ReasonShort                       // datagram or inner frame too short
+	ReasonNoIFlag                     // I flag clear
+	ReasonReserved                    // a reserved header bit set
+	ReasonUnknownVNI                  // no device for the VNI (checked by the caller)
+	ReasonOwnMAC                      // inner source MAC is our own: a loop
+	ReasonECN                         // outer CE on a Not-ECT inner packet (RFC 6040)
+	ReasonLearnConflict               // source MAC is permanent at another remote
+	NumReasons                        // number of Reasons, for arrays of counters
+)
+
+var reasonNames = [NumReasons]string{
+	ReasonOK:            "rx_ok",
+	ReasonShort:         "rx_short",
+	ReasonNoIFlag:       "rx_no_i_flag",
+	ReasonReserved:      "rx_reserved_bits",
+	ReasonUnknownVNI:    "rx_unknown_vni",
+	ReasonOwnMAC:        "rx_own_mac",
+	ReasonECN:           "rx_ecn_drop",
+	ReasonLearnConflict: "rx_learn_conflict",
+}
+
+// String returns the counter name of r, such as "rx_short".
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return "rx_invalid_reason"
+}
+
+// PutHeader writes the VXLAN header for vni into b[0:HeaderLen]: the I flag,
+// every reserved bit zero and the VNI in bytes 4 to 6. Bits of vni above
+// MaxVNI are ignored. b must be at least HeaderLen bytes long.
+func PutHeader(b []byte, vni uint32) {
+	_ = b[7] // one bounds check
+	b[0] = FlagI
+	b[1] = 0
+	b[2] = 0
+	b[3] = 0
+	b[4] = byte(vni >> 16)
+	b[5] = byte(vni >> 8)
+	b[6] = byte(vni)
+	b[7] = 0
+}
+
+// Parse checks the VXLAN header at the start of the UDP payload b and returns
+// the VNI and the inner Ethernet frame, which aliases b[HeaderLen:].
+//
+// Like the kernel, it drops datagrams too short to hold the header and an
+// Ethernet header (ReasonShort), those without the I flag (ReasonNoIFlag)
+// and, stricter than RFC 7348, those with any reserved bit set in bytes 0 to
+// 3 or byte 7 (ReasonReserved). With ReasonReserved, vni still holds the
+// header's VNI: the kernel looks the VNI up before it checks the reserved
+// bits, so a caller can count such a datagram as ReasonUnknownVNI first.
+// Whether the VNI is known is for the caller to decide.
+func Parse(b []byte) (vni uint32, frame []byte, r Reason) {
+	if len(b) < HeaderLen+EthHeaderLen {
+		return 0, nil, ReasonShort
+	}
+	if b[0]&FlagI == 0 {
+		return 0, nil, ReasonNoIFlag
+	}
+	vni = uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6])
+	if b[0] != FlagI || b[1]|b[2]|b[3]|b[7] != 0 {
+		return vni, nil, ReasonReserved
+	}
+	return vni, b[HeaderLen:], ReasonOK
+}
+
+// CheckInner applies the kernel's checks on the inner frame returned by
+// Parse: ReasonShort when it lacks an Ethernet header, ReasonOwnMAC when its
+// source address is own (a looped frame or our own multicast echo), else
+// ReasonOK.
+func CheckInner(frame []byte, own [6]byte) Reason {
+	if len(frame) < EthHeaderLen {
+		return ReasonShort
+	}
+	if [6]byte(frame[6:12]) == own {
+		return ReasonOwnMAC
+	}
+	return ReasonOK
+}
+
+// Ethertypes and header sizes of the inner frame.
+const (
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
+	etherTypeVLAN = 0x8100 // 802.1Q
+	etherTypeQinQ = 0x88a8 // 802.1ad
+	vlanTagLen    = 4
+	maxVLANTags   = 2
+	ipv4HeaderLen = 20
+	ipv6HeaderLen = 40
+)
+
+// l3 returns the ethertype that follows up to two VLAN tags and the offset
+// of the header it announces. frame must hold an Ethernet header. A frame
+// cut inside its tags reports the tag's ethertype, which no caller parses.
+func l3(frame []byte) (etherType uint16, off int) {
+	etherType = be16(frame[12:])
+	off = 12
+	for i := 0; i < maxVLANTags && (etherType == etherTypeVLAN || etherType == etherTypeQinQ); i++ {
+		if len(frame) < off+vlanTagLen+2 {
+			break
+		}
+		off += vlanTagLen
+		etherType = be16(frame[off:])
+	}
+	return etherType, off + 2
+}
+
+// ipHeader finds the inner IP header: version 4 or 6 and its offset when the
+// frame carries IPv4 or IPv6 with the whole fixed header present, else 0.
+// Like the kernel's ECN helpers, it trusts the ethertype and does not check
+// the version field.
+func ipHeader(frame []byte) (version, off int) {
+	if len(frame) < EthHeaderLen {
+		return 0, 0
+	}
+	etherType, off := l3(frame)
+	switch {
+	case etherType == etherTypeIPv4 && len(frame) >= off+ipv4HeaderLen:
+		return 4, off
+	case etherType == etherTypeIPv6 && len(frame) >= off+ipv6HeaderLen:
+		return 6, off
+	}
+	return 0, 0
+}
+
+func be16(b []byte) uint16 {
+	_ = b[1]
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+func be32(b []byte) uint32 {
+	_ = b[3]
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
