@@ -1,0 +1,529 @@
+// Package fdb is vxland's forwarding database: inner Ethernet address ->
+// VXLAN destinations, with the semantics of the Linux vxlan driver
+// (drivers/net/vxlan/vxlan_core.c) and its `bridge fdb` interface.
+//
+// An entry is static, permanent or dynamic. Dynamic entries are learned from
+// received frames (or added as "dynamic") and expire when not refreshed
+// within the ageing time; static and permanent entries never expire and are
+// never overridden by learning. The all-zeros entry (Zero) holds the default
+// destinations used for head-end replication.
+//
+// Concurrency: the table is split into shards, each an immutable
+// map[MAC]*entry published through an atomic.Pointer. Readers (Lookup,
+// Defaults, and Learn when the entry is already correct) take no lock and do
+// not allocate. Writers serialise on a mutex and copy the affected shard on
+// write; an entry's destinations and state never change in place, only its
+// timestamp, which is an atomic written at most about once a second per
+// entry. Time comes from a coarse clock that only Tick advances, so the
+// packet path never reads the system clock: call Tick periodically (about
+// once a second).
+package fdb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors returned (wrapped, with context) by the Table methods.
+var (
+	// ErrExists: Add of a MAC that is present, or Append of a destination
+	// the entry already has.
+	ErrExists = errors.New("entry exists")
+	// ErrNotFound: Del of a MAC or destination that is not present.
+	ErrNotFound = errors.New("entry not found")
+	// ErrFull: a new entry would exceed Options.MaxAddress (the kernel's ENOSPC).
+	ErrFull = errors.New("maxaddress reached")
+	// ErrInvalid: a malformed argument (bad MAC string, invalid destination
+	// address, VNI above 2^24-1, unknown State).
+	ErrInvalid = errors.New("invalid argument")
+)
+
+// DefaultAgeing is the ageing time used when Options.Ageing is zero (the
+// kernel's default `ageing 300`).
+const DefaultAgeing = 300 * time.Second
+
+// maxVNI is the largest 24-bit VXLAN network identifier.
+const maxVNI = 1<<24 - 1
+
+// Dest is one VXLAN destination: the remote VTEP, its UDP port and the VNI
+// to send with. Callers resolve it fully (default port and VNI filled in);
+// the table compares destinations field by field. The table stores and
+// compares IPv4-mapped IPv6 addresses (::ffff:192.0.2.1) as plain IPv4, so
+// a dual-stack socket's source addresses match entries added as IPv4.
+type Dest struct {
+	IP   netip.Addr
+	Port uint16
+	VNI  uint32
+}
+
+// String formats d like `bridge fdb` does: "dst 192.0.2.1 port 4789 vni 42".
+func (d Dest) String() string {
+	return "dst " + d.IP.String() + " port " + strconv.Itoa(int(d.Port)) + " vni " + strconv.FormatUint(uint64(d.VNI), 10)
+}
+
+// State is the kind of an entry.
+type State uint8
+
+const (
+	// Dynamic entries are learned, or added with bridge's "dynamic"
+	// (NUD_REACHABLE); they age out and learning may migrate them.
+	Dynamic State = iota
+	// Static entries are bridge's "static" (NUD_NOARP): never aged, never
+	// overridden by learning.
+	Static
+	// Permanent entries are bridge's "permanent" (NUD_PERMANENT), also what
+	// `bridge fdb add` assumes without a state keyword and what `remote`
+	// creates: never aged, never overridden by learning.
+	Permanent
+)
+
+// String returns "dynamic", "static" or "permanent".
+func (s State) String() string {
+	switch s {
+	case Dynamic:
+		return "dynamic"
+	case Static:
+		return "static"
+	case Permanent:
+		return "permanent"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// LearnResult is what Learn did with a received frame's source address.
+type LearnResult uint8
+
+const (
+	// Skipped: nothing was looked at or learned (group or all-zeros source
+	// address; also what learning.Policy.Observe reports when learning is
+	// off). The zero value.
+	Skipped LearnResult = iota
+	// Refreshed: the entry exists with this IP first; its timestamp was renewed.
+	Refreshed
+	// Learned: a new dynamic entry was created.
+	Learned
+	// Migrated: a dynamic entry's first destination moved to the new IP.
+	Migrated
+	// Conflict: a static or permanent entry points elsewhere; the entry is
+	// unchanged and the caller drops the frame (as the kernel does).
+	Conflict
+	// Full: the address is unknown and MaxAddress is reached; nothing was
+	// learned, the frame is still delivered.
+	Full
+)
+
+// String returns a lower-case name usable as a counter name.
+func (r LearnResult) String() string {
+	switch r {
+	case Skipped:
+		return "skipped"
+	case Refreshed:
+		return "refreshed"
+	case Learned:
+		return "learned"
+	case Migrated:
+		return "migrated"
+	case Conflict:
+		return "conflict"
+	case Full:
+		return "full"
+	}
+	return "LearnResult(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Entry is a copy of one table entry, as listed by Entries.
+type Entry struct {
+	MAC   MAC
+	Dests []Dest // in the order they were added
+	State State
+	// Updated is when the entry was created, changed or last refreshed, at
+	// the resolution of the coarse clock (see Tick).
+	Updated time.Time
+}
+
+// Options configures a Table.
+type Options struct {
+	// Ageing is how long a dynamic entry lives without being refreshed:
+	// 0 means DefaultAgeing (300 s), a negative value means never.
+	Ageing time.Duration
+	// MaxAddress caps the number of entries, all of them counted (static,
+	// permanent, dynamic, and the all-zeros entry), as the kernel's
+	// `maxaddress` counts vxlan->addrcnt. 0 (or negative) means unlimited.
+	MaxAddress int
+	// Now is the clock; nil means time.Now. Tests inject a fake clock.
+	Now func() time.Time
+}
+
+const (
+	shardBits = 8
+	numShards = 1 << shardBits
+)
+
+// emptyShard is the initial (nil, read-only) map of every shard.
+var emptyShard map[MAC]*entry
+
+// entry is immutable once published, except for updated.
+type entry struct {
+	updated atomic.Int64 // coarse clock reading (ns since Table.base)
+	dests   []Dest       // never empty, never modified
+	state   State
+}
+
+// Table is the forwarding database of one VXLAN device. Create it with New.
+// All methods are safe for concurrent use.
+type Table struct {
+	// Read-mostly fields used on the packet path.
+	shards       [numShards]atomic.Pointer[map[MAC]*entry]
+	zero         atomic.Pointer[entry] // the Zero entry, or nil
+	now          atomic.Int64          // coarse clock: ns since base, set by Tick
+	count        atomic.Int64          // number of entries; written under mu
+	refreshEvery int64                 // minimum ns between timestamp writes
+	max          int64
+	ageing       time.Duration
+	base         time.Time
+	clock        func() time.Time
+
+	mu sync.Mutex // serialises writers
+}
+
+// New returns an empty table configured by o.
+func New(o Options) *Table {
+	t := &Table{
+		clock:  o.Now,
+		ageing: o.Ageing,
+		max:    int64(max(o.MaxAddress, 0)),
+	}
+	if t.clock == nil {
+		t.clock = time.Now
+	}
+	if t.ageing == 0 {
+		t.ageing = DefaultAgeing
+	}
+	// Write a refreshed timestamp at most once a second, and often enough
+	// for very short ageing times to still work.
+	t.refreshEvery = int64(time.Second)
+	if t.ageing > 0 {
+		t.refreshEvery = max(1, min(t.refreshEvery, int64(t.ageing/4)))
+	}
+	t.base = t.clock()
+	for i := range t.shards {
+		t.shards[i].Store(&emptyShard)
+	}
+	return t
+}
+
+// shardOf spreads MACs over the shards (Fibonacci hashing of the 48 bits).
+func shardOf(m MAC) int {
+	k := uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 |
+		uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+	return int(k * 0x9e3779b97f4a7c15 >> (64 - shardBits))
+}
+
+func (t *Table) get(mac MAC) *entry {
+	return (*t.shards[shardOf(mac)].Load())[mac]
+}
+
+// Lookup returns the destinations for mac, or nil when there is no entry.
+// It takes no lock and does not allocate. The returned slice is shared and
+// must not be modified; it stays valid (as a snapshot) after later changes.
+func (t *Table) Lookup(mac MAC) []Dest {
+	if e := t.get(mac); e != nil {
+		return e.dests
+	}
+	return nil
+}
+
+// Defaults returns the destinations of the all-zeros entry, the head-end
+// replication list, or nil when there is none. Like Lookup, it is lock-free
+// and allocation-free, and the result must not be modified.
+func (t *Table) Defaults() []Dest {
+	if e := t.zero.Load(); e != nil {
+		return e.dests
+	}
+	return nil
+}
+
+// Len returns the number of entries (the count MaxAddress limits).
+func (t *Table) Len() int {
+	return int(t.count.Load())
+}
+
+// Learn records that a frame with source address mac arrived from d.IP, as
+// the kernel's vxlan_snoop does. When the entry exists and its first
+// destination has d.IP, only its timestamp is renewed (no lock, no
+// allocation). A dynamic entry with another IP migrates: its first
+// destination takes d.IP and keeps its port and VNI. A static or permanent
+// entry with another IP is a Conflict and stays unchanged. An unknown mac
+// becomes a dynamic entry with the single destination d, unless MaxAddress
+// is reached (Full).
+//
+// Group (multicast, broadcast) and all-zeros addresses are never learned and
+// give Skipped; learning.Learnable is the same test.
+func (t *Table) Learn(mac MAC, d Dest) LearnResult {
+	if mac[0]&1 != 0 || mac == Zero {
+		return Skipped
+	}
+	d.IP = d.IP.Unmap()
+	if e := t.get(mac); e != nil {
+		if e.dests[0].IP == d.IP {
+			t.refresh(e)
+			return Refreshed
+		}
+		if e.state != Dynamic {
+			return Conflict
+		}
+	} else if t.full() {
+		return Full
+	}
+	return t.learnLocked(mac, d)
+}
+
+func (t *Table) learnLocked(mac MAC, d Dest) LearnResult {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.get(mac) // again: the table may have changed before we locked
+	switch {
+	case e == nil:
+		if t.full() {
+			return Full
+		}
+		t.set(mac, t.newEntry([]Dest{d}, Dynamic))
+		return Learned
+	case e.dests[0].IP == d.IP:
+		t.refresh(e)
+		return Refreshed
+	case e.state != Dynamic:
+		return Conflict
+	}
+	ds := slices.Clone(e.dests)
+	ds[0].IP = d.IP
+	t.set(mac, t.newEntry(ds, Dynamic))
+	return Migrated
+}
+
+// refresh renews e's timestamp, writing it only when it is at least
+// refreshEvery old so that hot entries' cache lines are rarely dirtied.
+func (t *Table) refresh(e *entry) {
+	now := t.now.Load()
+	if now-e.updated.Load() >= t.refreshEvery {
+		e.updated.Store(now)
+	}
+}
+
+// Add creates an entry with the single destination d (`bridge fdb add`).
+// It fails with ErrExists when mac has an entry and with ErrFull when
+// MaxAddress is reached.
+func (t *Table) Add(mac MAC, d Dest, s State) error {
+	d.IP = d.IP.Unmap()
+	if err := validate(d, s); err != nil {
+		return fmt.Errorf("fdb: add %s %s: %w", mac, d, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.get(mac) != nil {
+		return fmt.Errorf("fdb: add %s: %w", mac, ErrExists)
+	}
+	if t.full() {
+		return fmt.Errorf("fdb: add %s: %w", mac, ErrFull)
+	}
+	t.set(mac, t.newEntry([]Dest{d}, s))
+	return nil
+}
+
+// Append adds d as one more destination of mac (`bridge fdb append`),
+// creating the entry when absent (subject to MaxAddress, ErrFull). The
+// entry takes state s and a fresh timestamp. Appending a destination the
+// entry already has fails with ErrExists and changes nothing.
+func (t *Table) Append(mac MAC, d Dest, s State) error {
+	d.IP = d.IP.Unmap()
+	if err := validate(d, s); err != nil {
+		return fmt.Errorf("fdb: append %s %s: %w", mac, d, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.get(mac)
+	if e == nil {
+		if t.full() {
+			return fmt.Errorf("fdb: append %s: %w", mac, ErrFull)
+		}
+		t.set(mac, t.newEntry([]Dest{d}, s))
+		return nil
+	}
+	if slices.Contains(e.dests, d) {
+		return fmt.Errorf("fdb: append %s %s: %w", mac, d, ErrExists)
+	}
+	ds := make([]Dest, len(e.dests), len(e.dests)+1)
+	copy(ds, e.dests)
+	t.set(mac, t.newEntry(append(ds, d), s))
+	return nil
+}
+
+// Replace makes mac's entry have the single destination d and state s
+// (`bridge fdb replace`), creating it when absent (subject to MaxAddress,
+// ErrFull) and otherwise dropping any other destinations.
+func (t *Table) Replace(mac MAC, d Dest, s State) error {
+	d.IP = d.IP.Unmap()
+	if err := validate(d, s); err != nil {
+		return fmt.Errorf("fdb: replace %s %s: %w", mac, d, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.get(mac) == nil && t.full() {
+		return fmt.Errorf("fdb: replace %s: %w", mac, ErrFull)
+	}
+	t.set(mac, t.newEntry([]Dest{d}, s))
+	return nil
+}
+
+// Del removes mac's entry when d is nil, otherwise only the destination *d;
+// the entry goes when its last destination does (`bridge fdb del`). It fails
+// with ErrNotFound when the entry or the destination is absent.
+func (t *Table) Del(mac MAC, d *Dest) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.get(mac)
+	if e == nil {
+		return fmt.Errorf("fdb: del %s: %w", mac, ErrNotFound)
+	}
+	if d == nil {
+		t.set(mac, nil)
+		return nil
+	}
+	dd := *d
+	dd.IP = dd.IP.Unmap()
+	i := slices.Index(e.dests, dd)
+	if i < 0 {
+		return fmt.Errorf("fdb: del %s %s: %w", mac, dd, ErrNotFound)
+	}
+	if len(e.dests) == 1 {
+		t.set(mac, nil)
+		return nil
+	}
+	ne := &entry{dests: slices.Delete(slices.Clone(e.dests), i, i+1), state: e.state}
+	ne.updated.Store(e.updated.Load())
+	t.set(mac, ne)
+	return nil
+}
+
+// Entries returns a consistent copy of the table for `fdb show`, sorted by
+// MAC; each entry lists its destinations in the order they were added.
+func (t *Table) Entries() []Entry {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Entry, 0, t.count.Load())
+	for i := range t.shards {
+		for mac, e := range *t.shards[i].Load() {
+			out = append(out, Entry{
+				MAC:     mac,
+				Dests:   slices.Clone(e.dests),
+				State:   e.state,
+				Updated: t.base.Add(time.Duration(e.updated.Load())),
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return bytes.Compare(a.MAC[:], b.MAC[:]) })
+	return out
+}
+
+// Tick advances the coarse clock to Options.Now and removes the dynamic
+// entries not created, changed or refreshed within the ageing time (an entry
+// expires once now - updated >= ageing, as in the kernel's vxlan_cleanup).
+// Static and permanent entries never expire. Call it about once a second:
+// timestamps come from the clock Tick sets, and a refresh is recorded only
+// when the stored one is at least a second old (a quarter of the ageing time
+// if that is shorter), so expiry is accurate to about a second plus the
+// interval between Ticks.
+func (t *Table) Tick() {
+	now := int64(t.clock().Sub(t.base))
+	t.now.Store(now)
+	if t.ageing < 0 {
+		return
+	}
+	for i := range t.shards {
+		if t.hasExpired(*t.shards[i].Load(), now) {
+			t.expire(i, now)
+		}
+	}
+}
+
+func (t *Table) hasExpired(m map[MAC]*entry, now int64) bool {
+	for _, e := range m {
+		if t.expired(e, now) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Table) expired(e *entry, now int64) bool {
+	return e.state == Dynamic && now-e.updated.Load() >= int64(t.ageing)
+}
+
+func (t *Table) expire(i int, now int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.shards[i].Load()
+	m := make(map[MAC]*entry, len(old))
+	for k, e := range old {
+		if !t.expired(e, now) {
+			m[k] = e
+		}
+	}
+	t.publish(i, old, m)
+}
+
+// full reports whether another entry would exceed MaxAddress.
+func (t *Table) full() bool {
+	return t.max > 0 && t.count.Load() >= t.max
+}
+
+func (t *Table) newEntry(ds []Dest, s State) *entry {
+	e := &entry{dests: ds, state: s}
+	e.updated.Store(t.now.Load())
+	return e
+}
+
+// set publishes a copy of mac's shard with mac mapped to e, or removed when
+// e is nil. The caller holds t.mu.
+func (t *Table) set(mac MAC, e *entry) {
+	i := shardOf(mac)
+	old := *t.shards[i].Load()
+	m := make(map[MAC]*entry, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	if e == nil {
+		delete(m, mac)
+	} else {
+		m[mac] = e
+	}
+	t.publish(i, old, m)
+}
+
+// publish installs m as shard i, replacing old. The caller holds t.mu.
+func (t *Table) publish(i int, old, m map[MAC]*entry) {
+	t.shards[i].Store(&m)
+	t.count.Add(int64(len(m) - len(old)))
+	if i == shardOf(Zero) {
+		t.zero.Store(m[Zero])
+	}
+}
+
+func validate(d Dest, s State) error {
+	switch {
+	case s > Permanent:
+		return fmt.Errorf("%w: state %d", ErrInvalid, s)
+	case !d.IP.IsValid():
+		return fmt.Errorf("%w: no destination address", ErrInvalid)
+	case d.VNI > maxVNI:
+		return fmt.Errorf("%w: vni %d above %d", ErrInvalid, d.VNI, maxVNI)
+	}
+	return nil
+}
