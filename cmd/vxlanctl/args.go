@@ -1,0 +1,302 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/vxland/vxland/control"
+	"github.com/vxland/vxland/fdb"
+)
+
+// op is what a command line asks for.
+type op int
+
+const (
+	opHelp op = iota
+	opFDBAdd
+	opFDBAppend
+	opFDBReplace
+	opFDBDel
+	opFDBShow
+	opStats
+)
+
+// String names the operation the way the command line spells it.
+func (o op) String() string {
+	switch o {
+	case opHelp:
+		return "help"
+	case opFDBAdd:
+		return "fdb add"
+	case opFDBAppend:
+		return "fdb append"
+	case opFDBReplace:
+		return "fdb replace"
+	case opFDBDel:
+		return "fdb del"
+	case opFDBShow:
+		return "fdb show"
+	case opStats:
+		return "stats"
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// command is a parsed command line.
+type command struct {
+	op     op
+	socket string          // --socket; empty: found from dev
+	dev    string          // TAP device; empty for show/stats of every device
+	mac    fdb.MAC         // fdb add/append/replace/del
+	dst    *control.Remote // nil when the command line has no dst
+	state  fdb.State       // add/append/replace; bridge's default is permanent
+}
+
+// usageError is a command line vxlanctl cannot understand (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// unsupported are bridge fdb keywords that make no sense for vxland.
+var unsupported = map[string]bool{
+	"vlan": true, "via": true, "router": true, "use": true, "extern_learn": true,
+	"sticky": true, "src_vni": true, "nhid": true, "norefresh": true,
+	"activity_notify": true, "inactive": true, "stale": true, "reachable": true,
+}
+
+// parseArgs turns the command line (without the program name) into a
+// command. It does no I/O. Errors are *usageError.
+func parseArgs(args []string) (*command, error) {
+	var socket string
+	var rest []string
+	help := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-h" || a == "--help" || a == "-help":
+			help = true
+		case a == "--socket" || a == "-socket":
+			if i+1 >= len(args) || args[i+1] == "" {
+				return nil, usagef("%s needs a socket path", a)
+			}
+			if socket != "" {
+				return nil, usagef("--socket given twice")
+			}
+			socket = args[i+1]
+			i++
+		case strings.HasPrefix(a, "--socket=") || strings.HasPrefix(a, "-socket="):
+			_, v, _ := strings.Cut(a, "=")
+			if v == "" {
+				return nil, usagef("--socket needs a socket path")
+			}
+			if socket != "" {
+				return nil, usagef("--socket given twice")
+			}
+			socket = v
+		case len(a) > 1 && a[0] == '-' && !('0' <= a[1] && a[1] <= '9'):
+			// A negative number is a (bad) value, reported where it is used.
+			return nil, usagef("unknown option %q", a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	if help {
+		return &command{op: opHelp}, nil
+	}
+	if len(rest) == 0 {
+		return nil, usagef("missing command (fdb or stats)")
+	}
+	var cmd *command
+	var err error
+	switch rest[0] {
+	case "help":
+		return &command{op: opHelp}, nil
+	case "fdb":
+		cmd, err = parseFDB(rest[1:])
+	case "stats":
+		cmd, err = parseQuery(opStats, rest[1:])
+	default:
+		return nil, usagef("unknown command %q (want fdb or stats)", rest[0])
+	}
+	if err != nil {
+		return nil, err
+	}
+	cmd.socket = socket
+	return cmd, nil
+}
+
+// parseFDB parses what follows "fdb". As with bridge, a bare "fdb" shows.
+func parseFDB(args []string) (*command, error) {
+	if len(args) == 0 {
+		return &command{op: opFDBShow}, nil
+	}
+	var o op
+	switch args[0] {
+	case "add":
+		o = opFDBAdd
+	case "append":
+		o = opFDBAppend
+	case "replace":
+		o = opFDBReplace
+	case "del", "delete":
+		o = opFDBDel
+	case "show", "list", "lst":
+		return parseQuery(opFDBShow, args[1:])
+	case "help":
+		return &command{op: opHelp}, nil
+	default:
+		return nil, usagef("unknown fdb command %q (want add, append, replace, del or show)", args[0])
+	}
+	return parseModify(o, args[1:])
+}
+
+// parseQuery parses "[dev TAP]" for fdb show and stats.
+func parseQuery(o op, args []string) (*command, error) {
+	cmd := &command{op: o}
+	for i := 0; i < len(args); i++ {
+		switch w := args[i]; w {
+		case "dev":
+			if i+1 >= len(args) {
+				return nil, usagef("%s: dev needs a device name", o)
+			}
+			if cmd.dev != "" {
+				return nil, usagef("%s: dev given twice", o)
+			}
+			cmd.dev = args[i+1]
+			i++
+			if err := control.CheckDevName(cmd.dev); err != nil {
+				return nil, usagef("%s: %v", o, err)
+			}
+		case "help":
+			return &command{op: opHelp}, nil
+		default:
+			return nil, usagef("%s: unknown keyword %q (want dev TAP)", o, w)
+		}
+	}
+	return cmd, nil
+}
+
+// parseModify parses the arguments of fdb add, append, replace and del:
+// MAC dev TAP [dst IP] [port N] [vni N] [self] [permanent|static|dynamic],
+// keywords in any order, as bridge fdb takes them.
+func parseModify(o op, args []string) (*command, error) {
+	cmd := &command{op: o, state: fdb.Permanent} // bridge fdb add assumes permanent
+	var (
+		haveMAC, haveState bool
+		stateWord          string
+		dst                netip.Addr
+		port               uint16
+		vni                *uint32
+		seen               = map[string]bool{}
+	)
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		switch w {
+		case "dev", "dst", "port", "vni", "to":
+			if i+1 >= len(args) {
+				return nil, usagef("%s: %s needs a value", o, w)
+			}
+			v := args[i+1]
+			i++
+			if w == "to" {
+				w = "mac"
+			}
+			if seen[w] || (w == "mac" && haveMAC) {
+				return nil, usagef("%s: %s given twice", o, w)
+			}
+			seen[w] = true
+			switch w {
+			case "mac":
+				m, err := fdb.ParseMAC(v)
+				if err != nil {
+					return nil, usagef("%s: invalid MAC address %q (want six hex octets like 02:00:5e:10:00:01)", o, v)
+				}
+				cmd.mac, haveMAC = m, true
+			case "dev":
+				if err := control.CheckDevName(v); err != nil {
+					return nil, usagef("%s: %v", o, err)
+				}
+				cmd.dev = v
+			case "dst":
+				ip, err := netip.ParseAddr(v)
+				if err != nil || ip.Zone() != "" {
+					return nil, usagef("%s: invalid dst %q (want an IPv4 or IPv6 address)", o, v)
+				}
+				if ip.IsUnspecified() {
+					return nil, usagef("%s: dst %s is not a remote address", o, v)
+				}
+				dst = ip
+			case "port":
+				n, err := strconv.ParseUint(v, 0, 64)
+				if err != nil || n > 65535 {
+					return nil, usagef("%s: invalid port %q (want 0-65535)", o, v)
+				}
+				port = uint16(n)
+			case "vni":
+				n, err := strconv.ParseUint(v, 0, 64)
+				if err != nil || n > control.MaxVNI {
+					return nil, usagef("%s: invalid vni %q (want 0-%d)", o, v, control.MaxVNI)
+				}
+				v32 := uint32(n)
+				vni = &v32
+			}
+		case "self":
+			// vxland's entries are the device's own, as "self" asks.
+		case "master":
+			return nil, usagef("%s: master is not supported: vxland has no bridge, its entries are always self", o)
+		case "permanent", "local", "static", "temp", "dynamic":
+			s, err := control.ParseState(w)
+			if err != nil {
+				return nil, usagef("%s: %v", o, err)
+			}
+			if haveState && s != cmd.state {
+				return nil, usagef("%s: conflicting states %q and %q", o, stateWord, w)
+			}
+			cmd.state, haveState, stateWord = s, true, w
+		case "help":
+			return &command{op: opHelp}, nil
+		default:
+			if unsupported[w] {
+				return nil, usagef("%s: %q is not supported by vxlanctl", o, w)
+			}
+			if haveMAC {
+				return nil, usagef("%s: unknown keyword %q", o, w)
+			}
+			m, err := fdb.ParseMAC(w)
+			if err != nil {
+				if strings.ContainsAny(w, ":-") {
+					return nil, usagef("%s: invalid MAC address %q (want six hex octets like 02:00:5e:10:00:01)", o, w)
+				}
+				return nil, usagef("%s: unknown keyword %q (want a MAC address first)", o, w)
+			}
+			cmd.mac, haveMAC = m, true
+		}
+	}
+	switch {
+	case !haveMAC:
+		return nil, usagef("%s: missing MAC address", o)
+	case cmd.dev == "":
+		return nil, usagef("%s: missing dev TAP", o)
+	case !dst.IsValid() && o != opFDBDel:
+		return nil, usagef("%s: missing dst IP (a vxlan entry needs the remote VTEP's address)", o)
+	case !dst.IsValid() && (seen["port"] || seen["vni"]):
+		return nil, usagef("%s: port and vni need dst (without dst the whole entry goes)", o)
+	}
+	if dst.IsValid() {
+		cmd.dst = &control.Remote{IP: dst, Port: port, VNI: vni}
+	}
+	return cmd, nil
+}
+
+// isUsage reports whether err is a command-line error.
+func isUsage(err error) bool {
+	var u *usageError
+	return errors.As(err, &u)
+}

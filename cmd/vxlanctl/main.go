@@ -1,0 +1,223 @@
+// Command vxlanctl controls running vxland daemons in the syntax of
+// bridge(8): it adds, appends, replaces, deletes and lists forwarding
+// database entries of a vxland TAP device and shows its counters, talking to
+// the daemon over its control socket (/run/vxland/TAP.sock).
+//
+//	vxlanctl fdb add|append|replace|del MAC dev TAP [dst IP] [port N] [vni N] [self] [permanent|static|dynamic]
+//	vxlanctl fdb show [dev TAP]
+//	vxlanctl stats [dev TAP]
+//
+// Run "vxlanctl --help" for the details. Exit status: 0 success, 1 the
+// daemon refused the request or could not be reached, 2 usage error.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+
+	"github.com/vxland/vxland/control"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the daemon refused, or no daemon answered
+	exitUsage = 2 // the command line is wrong
+)
+
+const usageText = `Usage: vxlanctl [--socket PATH] COMMAND
+
+Control running vxland (userspace VXLAN) daemons, in the syntax of bridge(8).
+
+Commands:
+  vxlanctl fdb add     MAC dev TAP dst IP [port N] [vni N] [self] [STATE]
+  vxlanctl fdb append  MAC dev TAP dst IP [port N] [vni N] [self] [STATE]
+  vxlanctl fdb replace MAC dev TAP dst IP [port N] [vni N] [self] [STATE]
+  vxlanctl fdb del     MAC dev TAP [dst IP [port N] [vni N]]
+  vxlanctl fdb show    [dev TAP]
+  vxlanctl stats       [dev TAP]
+  vxlanctl help
+
+  fdb add      create the entry MAC -> dst; fails if MAC has an entry already
+  fdb append   add one more destination to MAC's entry, creating it if needed;
+               on 00:00:00:00:00:00 this builds the list that broadcast,
+               multicast and unknown unicast frames are copied to
+  fdb replace  make dst MAC's only destination, creating the entry if needed
+  fdb del      remove destination dst from MAC's entry; without dst, the whole
+               entry
+  fdb show     list the forwarding database as bridge fdb show does, one line
+               per destination
+  stats        show the daemon's packet counters
+
+Arguments (keywords may come in any order after MAC):
+  MAC        six hex octets separated by ':' or '-', e.g. 02:00:5e:10:00:01
+  dev TAP    the vxland TAP device
+  dst IP     the remote VTEP's IPv4 or IPv6 address
+  port N     its UDP port (default: the device's destination port)
+  vni N      the VNI to send with, 0-16777215 (default: the device's VNI)
+  STATE      permanent (the default, as with bridge fdb add), static or
+             dynamic; dynamic entries age out, the others never do
+  self       accepted for bridge compatibility; vxland's entries are always self
+
+Options:
+  --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
+  -h, --help     show this help
+
+The daemon serving TAP listens on RUNDIR/TAP.sock; RUNDIR is /run/vxland, or
+$VXLAND_RUNDIR when set. Without dev, "fdb show" and "stats" ask every daemon
+with a socket in RUNDIR (or the one on --socket).
+
+Examples:
+  # frames for 02:00:5e:10:00:01 go to the VTEP 192.0.2.2
+  vxlanctl fdb add 02:00:5e:10:00:01 dev vxl0 dst 192.0.2.2
+
+  # copy broadcast, multicast and unknown unicast to two VTEPs
+  vxlanctl fdb append 00:00:00:00:00:00 dev vxl0 dst 192.0.2.2
+  vxlanctl fdb append 00:00:00:00:00:00 dev vxl0 dst 192.0.2.3
+
+  # move the host to another VTEP, on another port and VNI, as a static entry
+  vxlanctl fdb replace 02:00:5e:10:00:01 dev vxl0 dst 2001:db8::2 port 8472 vni 100 static
+
+  # drop one flood destination, then a whole entry
+  vxlanctl fdb del 00:00:00:00:00:00 dev vxl0 dst 192.0.2.3
+  vxlanctl fdb del 02:00:5e:10:00:01 dev vxl0
+
+  vxlanctl fdb show dev vxl0
+  vxlanctl stats
+
+Exit status: 0 success, 1 the daemon refused the request or no daemon
+answered, 2 usage error.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "vxlanctl: %v\nTry 'vxlanctl --help'.\n", err)
+		return exitUsage
+	}
+	if cmd.op == opHelp {
+		if _, err := io.WriteString(stdout, usageText); err != nil {
+			return exitFail
+		}
+		return exitOK
+	}
+	if err := execute(cmd, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "vxlanctl: %v\n", err)
+		if isUsage(err) {
+			return exitUsage
+		}
+		return exitFail
+	}
+	return exitOK
+}
+
+// connect returns a client for the daemon the command addresses.
+func connect(cmd *command) (*control.Client, error) {
+	if cmd.socket != "" {
+		return control.Dial(cmd.socket)
+	}
+	return control.DialDev(cmd.dev)
+}
+
+// execute carries out a parsed command, writing results to stdout and
+// warnings to stderr.
+func execute(cmd *command, stdout, stderr io.Writer) error {
+	switch cmd.op {
+	case opFDBAdd, opFDBAppend, opFDBReplace, opFDBDel:
+		c, err := connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		switch cmd.op {
+		case opFDBAdd:
+			return c.FDBAdd(cmd.dev, cmd.mac, *cmd.dst, cmd.state)
+		case opFDBAppend:
+			return c.FDBAppend(cmd.dev, cmd.mac, *cmd.dst, cmd.state)
+		case opFDBReplace:
+			return c.FDBReplace(cmd.dev, cmd.mac, *cmd.dst, cmd.state)
+		default:
+			return c.FDBDel(cmd.dev, cmd.mac, cmd.dst)
+		}
+	case opFDBShow:
+		var all []control.DeviceFDB
+		err := eachDaemon(cmd, stderr, func(c *control.Client) error {
+			devs, err := c.FDBShow(cmd.dev)
+			all = append(all, devs...)
+			return err
+		})
+		// Like bridge, name the device on each line unless filtered by dev.
+		for _, d := range all {
+			if werr := control.FormatFDB(stdout, d, cmd.dev == ""); werr != nil {
+				return werr
+			}
+		}
+		return err
+	case opStats:
+		var all []control.DeviceStats
+		err := eachDaemon(cmd, stderr, func(c *control.Client) error {
+			devs, err := c.Stats(cmd.dev)
+			all = append(all, devs...)
+			return err
+		})
+		if werr := control.FormatStats(stdout, all); werr != nil {
+			return werr
+		}
+		return err
+	}
+	return fmt.Errorf("internal error: unexpected command %v", cmd.op)
+}
+
+// eachDaemon calls f with a client for the daemon the command addresses or,
+// for show and stats without dev and --socket, for each daemon with a socket
+// in the run directory. Stale sockets of dead daemons are reported on stderr
+// and skipped; other failures are reported and make the result an error.
+func eachDaemon(cmd *command, stderr io.Writer, f func(*control.Client) error) error {
+	if cmd.dev != "" || cmd.socket != "" {
+		c, err := connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return f(c)
+	}
+	socks, err := control.FindSockets()
+	if err != nil {
+		return err
+	}
+	if len(socks) == 0 {
+		return fmt.Errorf("no vxland daemon found: no sockets in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", control.RunDir())
+	}
+	answered, failed := 0, 0
+	for _, p := range socks {
+		c, err := control.Dial(p)
+		if err == nil {
+			err = f(c)
+			c.Close()
+		}
+		switch {
+		case err == nil:
+			answered++
+		case errors.Is(err, syscall.ECONNREFUSED):
+			fmt.Fprintf(stderr, "vxlanctl: skipping stale socket %s (no daemon behind it)\n", p)
+		default:
+			fmt.Fprintf(stderr, "vxlanctl: %v\n", err)
+			failed++
+		}
+	}
+	switch {
+	case failed > 0:
+		return fmt.Errorf("%d of %d daemons failed to answer", failed, len(socks))
+	case answered == 0:
+		return fmt.Errorf("no vxland daemon answered in %s", control.RunDir())
+	}
+	return nil
+}

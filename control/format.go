@@ -1,0 +1,117 @@
+package control
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/stats"
+)
+
+// DeviceFDB is one device's forwarding database as fdb.show returns it.
+type DeviceFDB struct {
+	Name    string      // TAP device
+	VNI     uint32      // the device's VNI
+	Port    uint16      // the device's destination port
+	Entries []fdb.Entry // sorted by MAC; destinations fully resolved
+}
+
+// DeviceStats is one device's counters as stats returns them.
+type DeviceStats struct {
+	Name  string        // TAP device
+	VNI   uint32        // the device's VNI
+	Port  uint16        // the device's destination port
+	Stats []stats.Value // in the daemon's order
+}
+
+// DeviceInfo names one device served on a socket.
+type DeviceInfo struct {
+	Name string // TAP device
+	VNI  uint32 // the device's VNI
+	Port uint16 // the device's destination port
+}
+
+// destText formats a destination the way bridge(8) shows a vxlan fdb entry:
+// "dst IP", then "port N" only when it differs from the device's port and
+// "vni N" only when it differs from the device's VNI (the kernel leaves
+// NDA_PORT and NDA_VNI out of its dump in those cases).
+func destText(d fdb.Dest, devPort uint16, devVNI uint32) string {
+	var b strings.Builder
+	b.WriteString("dst ")
+	b.WriteString(d.IP.String())
+	if d.Port != 0 && d.Port != devPort {
+		b.WriteString(" port ")
+		b.WriteString(strconv.FormatUint(uint64(d.Port), 10))
+	}
+	if d.VNI != devVNI {
+		b.WriteString(" vni ")
+		b.WriteString(strconv.FormatUint(uint64(d.VNI), 10))
+	}
+	return b.String()
+}
+
+// FormatFDB writes d's entries the way `bridge fdb show` prints a vxlan
+// device's, one line per destination:
+//
+//	00:11:22:33:44:55 dev vxl0 dst 192.0.2.2 self permanent
+//	00:00:00:00:00:00 dev vxl0 dst 192.0.2.3 port 4790 vni 7 self static
+//	02:00:5e:10:00:01 dev vxl0 dst 198.51.100.9 self
+//
+// "dev NAME" is printed only when showDev is set: bridge leaves it out when
+// the listing is filtered by "dev". Dynamic (learned) entries get no state
+// word, as the kernel reports them NUD_REACHABLE; unlike bridge, lines have
+// no trailing space.
+func FormatFDB(w io.Writer, d DeviceFDB, showDev bool) error {
+	bw := bufio.NewWriter(w)
+	for _, e := range d.Entries {
+		head := e.MAC.String()
+		if showDev {
+			head += " dev " + d.Name
+		}
+		tail := "self"
+		switch e.State {
+		case fdb.Permanent:
+			tail += " " + statePermanent
+		case fdb.Static:
+			tail += " " + stateStatic
+		}
+		if len(e.Dests) == 0 {
+			fmt.Fprintf(bw, "%s %s\n", head, tail)
+			continue
+		}
+		for _, dst := range e.Dests {
+			fmt.Fprintf(bw, "%s %s %s\n", head, destText(dst, d.Port, d.VNI), tail)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write fdb of %s: %w", d.Name, err)
+	}
+	return nil
+}
+
+// FormatStats writes each device's counters, one "name value" line per
+// counter with the values aligned, under a "dev NAME vni N port N" heading;
+// devices are separated by a blank line.
+func FormatStats(w io.Writer, devs []DeviceStats) error {
+	bw := bufio.NewWriter(w)
+	for i, d := range devs {
+		if i > 0 {
+			bw.WriteString("\n")
+		}
+		fmt.Fprintf(bw, "dev %s vni %d port %d\n", d.Name, d.VNI, d.Port)
+		width := 0
+		for _, v := range d.Stats {
+			width = max(width, len(v.Name))
+		}
+		for _, v := range d.Stats {
+			fmt.Fprintf(bw, "    %-*s %d\n", width, v.Name, v.Value)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write stats: %w", err)
+	}
+	return nil
+}

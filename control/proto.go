@@ -1,0 +1,152 @@
+package control
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/stats"
+)
+
+// Version is the protocol version this package speaks, the "v" of every
+// request and reply.
+const Version = 1
+
+// MaxRequestSize is the longest request line, newline included, that the
+// server reads. A longer one is refused and its connection closed.
+const MaxRequestSize = 64 << 10
+
+// maxReplySize bounds the reply line the client reads (a large fdb.show).
+const maxReplySize = 64 << 20
+
+// MaxVNI is the largest VXLAN network identifier (24 bits).
+const MaxVNI = 1<<24 - 1
+
+// Operation names, the "op" of a request.
+const (
+	OpFDBAdd     = "fdb.add"
+	OpFDBAppend  = "fdb.append"
+	OpFDBReplace = "fdb.replace"
+	OpFDBDel     = "fdb.del"
+	OpFDBShow    = "fdb.show"
+	OpStats      = "stats"
+	OpDevs       = "devs"
+)
+
+// Error codes, the "code" of a refused request.
+const (
+	CodeInvalid  = "invalid"   // malformed or inconsistent request
+	CodeVersion  = "version"   // unsupported protocol version
+	CodeNoDev    = "no_dev"    // the socket serves no such device
+	CodeTooLarge = "too_large" // request longer than MaxRequestSize
+	CodeExists   = "exists"    // fdb.add of an existing entry (fdb.ErrExists)
+	CodeNotFound = "not_found" // no such entry or destination (fdb.ErrNotFound)
+	CodeFull     = "full"      // the table is at maxaddress (fdb.ErrFull)
+	CodeFailed   = "failed"    // the forwarding database refused for another reason
+	CodeInternal = "internal"  // the daemon failed (a handler panicked)
+)
+
+// State names on the wire and in `fdb show` output.
+const (
+	statePermanent = "permanent"
+	stateStatic    = "static"
+	stateDynamic   = "dynamic"
+)
+
+// request is one request line. Port and VNI are wide signed integers so that
+// out-of-range values decode and get a precise error.
+type request struct {
+	V     int    `json:"v"`
+	Op    string `json:"op"`
+	Dev   string `json:"dev,omitempty"`
+	MAC   string `json:"mac,omitempty"`
+	Dst   string `json:"dst,omitempty"`
+	Port  int64  `json:"port,omitempty"`
+	VNI   *int64 `json:"vni,omitempty"`
+	State string `json:"state,omitempty"`
+}
+
+// reply is one reply line.
+type reply struct {
+	V     int          `json:"v"`
+	OK    bool         `json:"ok"`
+	Code  string       `json:"code,omitempty"`
+	Error string       `json:"error,omitempty"`
+	Devs  []wireDevice `json:"devs,omitempty"`
+}
+
+// wireDevice is one device in a fdb.show, stats or devs reply.
+type wireDevice struct {
+	Name  string        `json:"name"`
+	VNI   uint32        `json:"vni"`
+	Port  uint16        `json:"port"`
+	FDB   []wireEntry   `json:"fdb,omitempty"`
+	Stats []stats.Value `json:"stats,omitempty"`
+}
+
+// wireEntry is one forwarding database entry in a fdb.show reply.
+type wireEntry struct {
+	MAC     fdb.MAC    `json:"mac"`
+	State   string     `json:"state"`
+	Updated time.Time  `json:"updated,omitzero"`
+	Dsts    []wireDest `json:"dsts"`
+}
+
+// wireDest is one fully resolved destination.
+type wireDest struct {
+	IP   netip.Addr `json:"ip"`
+	Port uint16     `json:"port"`
+	VNI  uint32     `json:"vni"`
+}
+
+// Error is a request that the daemon refused. Nothing was changed. For the
+// codes CodeExists, CodeNotFound and CodeFull it unwraps to fdb.ErrExists,
+// fdb.ErrNotFound and fdb.ErrFull, so errors.Is works across the socket.
+type Error struct {
+	Code    string // one of the Code* constants
+	Message string // the daemon's explanation
+}
+
+// Error returns the daemon's message.
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap maps the error code back to the fdb package's sentinel errors.
+func (e *Error) Unwrap() error {
+	switch e.Code {
+	case CodeExists:
+		return fdb.ErrExists
+	case CodeNotFound:
+		return fdb.ErrNotFound
+	case CodeFull:
+		return fdb.ErrFull
+	}
+	return nil
+}
+
+// stateName is the wire and display name of s.
+func stateName(s fdb.State) string {
+	switch s {
+	case fdb.Permanent:
+		return statePermanent
+	case fdb.Static:
+		return stateStatic
+	case fdb.Dynamic:
+		return stateDynamic
+	}
+	return s.String()
+}
+
+// ParseState parses a state word as bridge(8) accepts it: "permanent" (or
+// its alias "local"), "static" (or "temp") and "dynamic".
+func ParseState(s string) (fdb.State, error) {
+	switch s {
+	case statePermanent, "local":
+		return fdb.Permanent, nil
+	case stateStatic, "temp":
+		return fdb.Static, nil
+	case stateDynamic:
+		return fdb.Dynamic, nil
+	}
+	return 0, fmt.Errorf("unknown state %q (want permanent, static or dynamic)", s)
+}
