@@ -111,7 +111,7 @@ type Segment struct {
 
 type segmentCounters struct {
 	txFrames, txBytes, txDatagrams, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
-	rxFrames, rxBytes, tapWriteErr                                        *stats.Counter
+	rxFrames, rxBytes, rxBadSource, tapWriteErr                           *stats.Counter
 	learned, migrated, learnFull                                          *stats.Counter
 }
 
@@ -135,10 +135,8 @@ func New(cfg Config) (ep *Endpoint, err error) {
 			ep.Close()
 		}
 	}()
-	for i := 0; i < encap.NumReasons; i++ {
-		if r := encap.Reason(i); r != encap.ReasonOK {
-			ep.rxDrops[i] = ep.counters.New(r.String())
-		}
+	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
+		ep.rxDrops[r] = ep.counters.New(r.String())
 	}
 	ep.rxPackets = ep.counters.New("rx_datagrams")
 
@@ -289,7 +287,7 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (*Segment, error) {
 	c.txFrames, c.txBytes, c.txDatagrams = n("tx_frames"), n("tx_bytes"), n("tx_datagrams")
 	c.txNoDest, c.txShort, c.txErrors, c.txBadGSO = n("tx_no_destination"), n("tx_short"), n("tx_send_errors"), n("tx_bad_gso")
 	c.rxFrames, c.rxBytes = n("rx_frames"), n("rx_bytes")
-	c.tapWriteErr = n("rx_tap_write_errors")
+	c.rxBadSource, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_write_errors")
 	c.learned, c.migrated, c.learnFull = n("fdb_learned"), n("fdb_migrated"), n("fdb_learn_full")
 	return s, nil
 }

@@ -95,7 +95,16 @@ func (s *Segment) receive(buf, frame []byte, from netip.Addr, tos uint8, vni uin
 		ep.drop(r)
 		return
 	}
+	if truncatedIP(frame) {
+		ep.drop(encap.ReasonShort)
+		return
+	}
 	src := fdb.MAC(frame[6:12])
+	if s.learn.Enabled && !learning.Learnable(src) {
+		// The kernel's vxlan_snoop refuses group and zero sources.
+		s.c.rxBadSource.Inc()
+		return
+	}
 	res, verdict := s.learn.Observe(s.cfg.Table, src, fdb.Dest{IP: from, Port: ep.cfg.Port, VNI: vni})
 	switch res {
 	case fdb.Learned:
@@ -136,4 +145,16 @@ func (s *Segment) receive(buf, frame []byte, from netip.Addr, tos uint8, vni uin
 	}
 	s.c.rxFrames.Inc()
 	s.c.rxBytes.Add(uint64(len(frame)))
+}
+
+// truncatedIP reports an untagged IPv4 or IPv6 frame too short for its IP
+// header, which the kernel drops before looking at ECN.
+func truncatedIP(frame []byte) bool {
+	switch uint16(frame[12])<<8 | uint16(frame[13]) {
+	case 0x0800:
+		return len(frame) < encap.EthHeaderLen+20
+	case 0x86dd:
+		return len(frame) < encap.EthHeaderLen+40
+	}
+	return false
 }

@@ -82,6 +82,8 @@ func TestHeadEndReplication(t *testing.T) {
 
 	capB := b.Capture(t, "ul0", "udp dst port 4789")
 	capC := c.Capture(t, "ul0", "udp dst port 4789")
+	primeCapture(t, capB, func() { a.TryPing("203.0.113.2", 1) }, nil)
+	primeCapture(t, capC, func() { a.TryPing("203.0.113.3", 1) }, nil)
 	marker := []byte("vxland-flood-marker")
 	const n = 5
 	var frames [][]byte
@@ -91,7 +93,12 @@ func TestHeadEndReplication(t *testing.T) {
 	}
 	sendFrames(t, a, "vxt0", frames)
 	for _, cp := range []*testnet.Capture{capB, capC} {
-		cp.Wait(3*time.Second, func(gopacket.Packet) bool { return countVXLAN(cp.Packets(), marker) >= n })
+		testnet.Eventually(t, 3*time.Second, func() error {
+			if got := countVXLAN(cp.Packets(), marker); got < n {
+				return errorf("captured %d of %d flooded frames", got, n)
+			}
+			return nil
+		})
 	}
 	time.Sleep(300 * time.Millisecond) // let any duplicate arrive
 	if got := countVXLAN(capB.Stop(), marker); got != n {

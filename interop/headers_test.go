@@ -19,7 +19,8 @@ func udpFlows(t *testing.T, ns *testnet.NS, dst string, port, flows, count int, 
 	t.Helper()
 	err := ns.TryDo(func() error {
 		for f := 0; f < flows; f++ {
-			c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.ParseIP(dst), Port: port})
+			// Unconnected: ICMP port-unreachable replies must not fail writes.
+			c, err := net.ListenUDP("udp4", nil)
 			if err != nil {
 				return err
 			}
@@ -31,7 +32,8 @@ func udpFlows(t *testing.T, ns *testnet.NS, dst string, port, flows, count int, 
 				return serr
 			}
 			for i := 0; i < count; i++ {
-				if _, err := c.Write([]byte(fmt.Sprintf("flow %d packet %d", f, i))); err != nil {
+				to := &net.UDPAddr{IP: net.ParseIP(dst), Port: port}
+				if _, err := c.WriteToUDP([]byte(fmt.Sprintf("flow %d packet %d", f, i)), to); err != nil {
 					c.Close()
 					return err
 				}
@@ -81,13 +83,28 @@ func TestOuterHeaders(t *testing.T) {
 	a.Ping(t, "203.0.113.2", 1) // resolve ARP first
 
 	cp := b.Capture(t, "ul0", "udp dst port 4789")
+	primeCapture(t, cp, func() { udpFlows(t, a, "203.0.113.2", 9996, 1, 1, 0) }, nil)
 	const flows, per = 16, 3
 	udpFlows(t, a, "203.0.113.2", 9999, flows, per, 0x28) // DSCP AF11, Not-ECT
 	udpFlows(t, a, "203.0.113.2", 9998, 1, 1, 0x28|0x03)  // CE inner
 	udpFlows(t, a, "203.0.113.2", 9997, 1, 1, 0x28|0x01)  // ECT(1) inner
 	want := flows*per + 2
-	cp.Wait(5*time.Second, func(gopacket.Packet) bool { return len(cp.Packets()) >= want })
+	tunnelled := func(pkts []gopacket.Packet) int {
+		n := 0
+		for _, p := range pkts {
+			if _, _, _, _, in, ok := outerOf(p); ok && in.DstPort >= 9997 && in.DstPort <= 9999 {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; i < 50 && tunnelled(cp.Packets()) < want; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
 	pkts := cp.Stop()
+	if n := tunnelled(pkts); n < want {
+		t.Fatalf("captured %d of %d tunnelled datagrams; tcpdump: %s", n, want, cp.Stderr())
+	}
 
 	portsOfFlow := map[uint16]map[layers.UDPPort]bool{} // inner sport -> outer sports
 	seen := 0

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/vxland/vxland/internal/testnet"
 )
 
@@ -165,3 +168,22 @@ func underlay(t *testing.T, a, b *testnet.NS, ifname, aCIDR, bCIDR string) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// primeCapture calls send until the capture shows a packet that match
+// accepts (a VXLAN datagram when match is nil), so that the traffic a test
+// sends next is not lost while tcpdump's socket starts.
+func primeCapture(t *testing.T, cp *testnet.Capture, send func(), match func(gopacket.Packet) bool) {
+	t.Helper()
+	if match == nil {
+		match = func(p gopacket.Packet) bool { return p.Layer(layers.LayerTypeVXLAN) != nil }
+	}
+	testnet.Eventually(t, 5*time.Second, func() error {
+		for _, p := range cp.Packets() {
+			if match(p) {
+				return nil
+			}
+		}
+		send()
+		return errorf("capture has not seen the priming packet yet")
+	})
+}
