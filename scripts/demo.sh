@@ -6,9 +6,7 @@
 set -euo pipefail
 bin=${1:-bin}
 [ "$(id -u)" = 0 ] || { echo "demo: needs root (network namespaces)"; exit 1; }
-for c in ip ping iperf3; do
-  command -v $c >/dev/null || { echo "demo: $c missing: apt-get install iproute2 iputils-ping iperf3"; exit 1; }
-done
+"$(dirname "$0")/deps.sh"
 [ -x "$bin/vxland" ] || { echo "demo: $bin/vxland not built (make build)"; exit 1; }
 
 a=vxdemo-$$-a b=vxdemo-$$-b
