@@ -18,6 +18,7 @@ import (
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/learning"
+	"github.com/vxland/vxland/offload"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	SrcPortMin, SrcPortMax uint16
 	// TxSockets is the transmit socket pool size; 0 picks a default.
 	TxSockets int
+	// Offload enables UDP GSO on transmit and UDP GRO on receive where the
+	// kernel has them.
+	Offload bool
 	// Segments are the VNIs served by this endpoint.
 	Segments []SegmentConfig
 	// Logf logs one line; nil discards.
@@ -74,9 +78,12 @@ type SegmentConfig struct {
 	// follows RFC 6040 either way.
 	TOS        uint8
 	TOSInherit bool
-	// Offload uses the virtio-net header on the TAP (checksum hand-over
-	// instead of software completion).
+	// Offload opens the TAP with a virtio-net header and TSO: super-frames
+	// in, GSO frames and checksum hand-over out (instead of software
+	// checksum completion, one frame per write).
 	Offload bool
+	// MTU of the TAP, for re-segmenting oversized received frames.
+	MTU int
 }
 
 // Endpoint is a running VTEP.
@@ -88,6 +95,9 @@ type Endpoint struct {
 	segs  []*Segment
 	byVNI map[uint32]*Segment
 	one   *Segment // the only segment, when there is one (fast path)
+
+	udpGSO bool // transmit sockets take UDP_SEGMENT
+	udpGRO bool // the receive socket coalesces (UDP_GRO)
 
 	counters  stats.Set
 	rxDrops   [encap.NumReasons]*stats.Counter
@@ -105,13 +115,17 @@ type Segment struct {
 	tap   *TAP
 	learn learning.Policy
 
+	coal   *offload.Coalescer // nil on the plain path
+	emitFn func(offload.VirtioNetHdr, []byte) error
+	vhdr   [offload.VirtioNetHdrLen]byte
+
 	counters stats.Set
 	c        segmentCounters
 }
 
 type segmentCounters struct {
 	txFrames, txBytes, txDatagrams, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
-	rxFrames, rxBytes, rxBadSource, tapWriteErr                           *stats.Counter
+	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr                *stats.Counter
 	learned, migrated, learnFull                                          *stats.Counter
 }
 
@@ -153,6 +167,9 @@ func New(cfg Config) (ep *Endpoint, err error) {
 	}
 	if err := ep.openTxPool(); err != nil {
 		return nil, err
+	}
+	if cfg.Offload {
+		ep.probeOffloads()
 	}
 	for _, sc := range cfg.Segments {
 		if _, dup := ep.byVNI[sc.VNI]; dup {
@@ -246,6 +263,26 @@ func (ep *Endpoint) openTxPool() error {
 	return nil
 }
 
+// probeOffloads turns on UDP GRO for the receive socket and checks that the
+// transmit sockets take UDP_SEGMENT, logging one line for each the kernel
+// refuses; the data path then uses the next best way, with the same wire
+// behaviour.
+func (ep *Endpoint) probeOffloads() {
+	if err := unix.SetsockoptInt(ep.rx.fd, unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
+		ep.cfg.Logf("udp: kernel refuses UDP_GRO (%v); receiving datagrams one by one", err)
+	} else {
+		ep.udpGRO = true
+	}
+	ep.udpGSO = true
+	for _, s := range ep.tx {
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_UDP, unix.UDP_SEGMENT, 0); err != nil {
+			ep.cfg.Logf("udp: kernel refuses UDP_SEGMENT (%v); sending segments with sendmmsg", err)
+			ep.udpGSO = false
+			break
+		}
+	}
+}
+
 // bindDev restricts s to the configured underlay device.
 func (ep *Endpoint) bindDev(s *udpSocket) error {
 	if ep.cfg.Dev == "" {
@@ -277,17 +314,24 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (*Segment, error) {
 	if sc.Table == nil {
 		return nil, fmt.Errorf("vni %d: no forwarding table", sc.VNI)
 	}
-	tap, err := OpenTAP(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload})
+	tap, err := OpenTAP(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload, GSO: sc.Offload})
 	if err != nil {
 		return nil, err
 	}
 	s := &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	if sc.Offload {
+		if !tap.GSO() {
+			ep.cfg.Logf("tap %s: kernel refused TSO offloads (accepted: %s); frames are taken one by one", tap.Name(), tap.Offloads())
+		}
+		s.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: sc.MTU})
+		s.emitFn = s.emit
+	}
 	c := &s.c
 	n := s.counters.New
 	c.txFrames, c.txBytes, c.txDatagrams = n("tx_frames"), n("tx_bytes"), n("tx_datagrams")
 	c.txNoDest, c.txShort, c.txErrors, c.txBadGSO = n("tx_no_destination"), n("tx_short"), n("tx_send_errors"), n("tx_bad_gso")
 	c.rxFrames, c.rxBytes = n("rx_frames"), n("rx_bytes")
-	c.rxBadSource, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_write_errors")
+	c.rxBadSource, c.tapWrites, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_writes"), n("rx_tap_write_errors")
 	c.learned, c.migrated, c.learnFull = n("fdb_learned"), n("fdb_migrated"), n("fdb_learn_full")
 	return s, nil
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // cmsgSpace is room for the control messages of one datagram: the outer TOS
-// (or traffic class) in, or TOS plus UDP_SEGMENT out, each an int-sized cmsg.
-const cmsgSpace = 64
+// (or traffic class) and UDP_GRO size in, or TOS, TTL and UDP_SEGMENT out.
+const cmsgSpace = 128
 
 // udpSocket is a UDP socket driven through recvmmsg/sendmmsg on
 // preallocated message arrays, so a batch costs one system call and no
@@ -154,7 +154,7 @@ func (s *udpSocket) close() error { return s.file.Close() }
 // arrived. sizes, from and tos receive each datagram's length, source
 // address and outer TOS / traffic class. It blocks until at least one
 // datagram is there.
-func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos []uint8) (int, error) {
+func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos []uint8, gso []int) (int, error) {
 	n := len(bufs)
 	if n > len(s.rmsgs) {
 		n = len(s.rmsgs)
@@ -183,7 +183,7 @@ func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos 
 	for i := 0; i < got; i++ {
 		sizes[i] = int(s.rmsgs[i].Len)
 		from[i] = sockaddrToAddrPort(&s.rnames[i])
-		tos[i] = parseTOS(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
+		tos[i], gso[i] = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
 	}
 	return got, nil
 }
@@ -219,50 +219,65 @@ func sockaddrToAddrPort(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// parseTOS finds the IP_TOS or IPV6_TCLASS control message and returns its
-// value (0 when absent).
-func parseTOS(oob []byte) uint8 {
+// parseRecvCmsgs returns the outer TOS (IP_TOS or IPV6_TCLASS) and the
+// UDP_GRO segment size (0 when the datagram was not coalesced) from a
+// received datagram's control messages.
+func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
 		if l < unix.SizeofCmsghdr || l > len(oob) {
-			return 0
+			break
 		}
 		data := oob[unix.SizeofCmsghdr:l]
-		if (h.Level == unix.IPPROTO_IP && h.Type == unix.IP_TOS && len(data) >= 1) ||
-			(h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_TCLASS && len(data) >= 4) {
-			return data[0]
+		switch {
+		case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_TOS && len(data) >= 1:
+			tos = data[0]
+		case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_TCLASS && len(data) >= 4:
+			tos = uint8(binary.NativeEndian.Uint32(data))
+		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && len(data) >= 4:
+			gso = int(binary.NativeEndian.Uint32(data))
 		}
 		adv := cmsgAlign(l)
 		if adv > len(oob) {
-			return 0
+			break
 		}
 		oob = oob[adv:]
 	}
-	return 0
+	return tos, gso
 }
 
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 
-// queue adds one datagram, hdr followed by frame, to the send batch. It
-// returns false when the batch is full.
-func (s *udpSocket) queue(hdr, frame []byte, to netip.AddrPort, tos, ttl uint8) bool {
+// queue adds one datagram, hdr (if not nil) followed by payload, to the
+// send batch. With gsoSize > 0 the payload is a train of datagrams of
+// gsoSize bytes each (the last may be shorter) that the kernel splits
+// (UDP_SEGMENT). It returns false when the batch is full.
+func (s *udpSocket) queue(hdr, payload []byte, to netip.AddrPort, tos, ttl uint8, gsoSize int) bool {
 	i := s.sn
 	if i >= len(s.smsgs) {
 		return false
 	}
 	iov := s.siovs[2*i : 2*i+2]
-	iov[0].Base = &hdr[0]
-	iov[0].SetLen(len(hdr))
-	iov[1].Base = &frame[0]
-	iov[1].SetLen(len(frame))
+	n := 0
+	if hdr != nil {
+		iov[0].Base = &hdr[0]
+		iov[0].SetLen(len(hdr))
+		n++
+	}
+	iov[n].Base = &payload[0]
+	iov[n].SetLen(len(payload))
+	n++
 	h := &s.smsgs[i].Hdr
 	h.Iov = &iov[0]
-	h.Iovlen = 2
+	h.Iovlen = uint64(n)
 	nl := putSockaddr(&s.snames[i], to, s.v6)
 	h.Name = (*byte)(unsafe.Pointer(&s.snames[i]))
 	h.Namelen = nl
 	cl := putSendCmsgs(s.soobs[i][:], tos, ttl, s.v6)
+	if gsoSize > 0 {
+		cl += putU16Cmsg(s.soobs[i][cl:], unix.SOL_UDP, unix.UDP_SEGMENT, uint16(gsoSize))
+	}
 	h.Control = &s.soobs[i][0]
 	h.SetControllen(cl)
 	s.sn++
@@ -344,6 +359,17 @@ func putSendCmsgs(b []byte, tos, ttl uint8, v6 bool) int {
 	}
 	n := putIntCmsg(b, unix.IPPROTO_IP, unix.IP_TOS, int32(tos))
 	return n + putIntCmsg(b[n:], unix.IPPROTO_IP, unix.IP_TTL, int32(ttl))
+}
+
+// putU16Cmsg writes one u16-valued control message (UDP_SEGMENT) and
+// returns its space.
+func putU16Cmsg(b []byte, level, typ int32, v uint16) int {
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = level
+	h.Type = typ
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(b[unix.SizeofCmsghdr:], v)
+	return unix.CmsgSpace(2)
 }
 
 // putIntCmsg writes one int-valued control message and returns its space.

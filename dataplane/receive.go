@@ -12,42 +12,37 @@ import (
 	"github.com/vxland/vxland/offload"
 )
 
-// rxHeadroom is where a datagram is received in its buffer: the 8-byte
-// VXLAN header then ends exactly where a virtio-net header would, so the
-// inner frame is handed to the TAP in place, the virtio-net header
-// overwriting the VXLAN header that was already parsed.
-const rxHeadroom = offload.VirtioNetHdrLen - encap.HeaderLen
-
 // rxState is the receive loop's preallocated working set.
 type rxState struct {
-	bufs  [][]byte // whole buffers
-	views [][]byte // bufs[i][rxHeadroom:]
+	bufs  [][]byte
 	sizes []int
 	from  []netip.AddrPort
 	tos   []uint8
+	gso   []int // UDP_GRO segment size of each datagram, 0 if single
 }
 
 func newRxState() *rxState {
 	st := &rxState{
 		bufs:  make([][]byte, defaultBatch),
-		views: make([][]byte, defaultBatch),
 		sizes: make([]int, defaultBatch),
 		from:  make([]netip.AddrPort, defaultBatch),
 		tos:   make([]uint8, defaultBatch),
+		gso:   make([]int, defaultBatch),
 	}
 	for i := range st.bufs {
 		st.bufs[i] = make([]byte, bufSize)
-		st.views[i] = st.bufs[i][rxHeadroom:]
 	}
 	return st
 }
 
-// receiveLoop reads batches of datagrams, validates and decapsulates them,
-// and writes the inner frames to the TAP of their VNI.
+// receiveLoop reads batches of datagrams, splits those the kernel
+// coalesced (UDP_GRO), validates and decapsulates them, and writes the
+// inner frames to the TAP of their VNI, merging TCP segments of a flow
+// into one GSO frame per write where the TAP takes offloads.
 func (ep *Endpoint) receiveLoop() error {
 	st := newRxState()
 	for {
-		n, err := ep.rx.recv(st.views, st.sizes, st.from, st.tos)
+		n, err := ep.rx.recv(st.bufs, st.sizes, st.from, st.tos, st.gso)
 		if err != nil {
 			if isClosed(err) {
 				return nil
@@ -57,17 +52,28 @@ func (ep *Endpoint) receiveLoop() error {
 			}
 			return err
 		}
-		ep.rxPackets.Add(uint64(n))
 		for i := 0; i < n; i++ {
-			ep.receive(st.bufs[i][:rxHeadroom+st.sizes[i]], st.from[i].Addr(), st.tos[i])
+			d := st.bufs[i][:st.sizes[i]]
+			from := st.from[i].Addr()
+			g := st.gso[i]
+			if g <= 0 || g >= len(d) {
+				ep.receive(d, from, st.tos[i])
+				continue
+			}
+			for off := 0; off < len(d); off += g {
+				ep.receive(d[off:min(off+g, len(d))], from, st.tos[i])
+			}
+		}
+		for _, s := range ep.segs {
+			s.flushRx()
 		}
 	}
 }
 
-// receive handles one datagram; buf holds the headroom, the VXLAN header
-// and the inner frame.
-func (ep *Endpoint) receive(buf []byte, from netip.Addr, tos uint8) {
-	vni, frame, r := encap.Parse(buf[rxHeadroom:])
+// receive handles one VXLAN datagram (the UDP payload).
+func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
+	ep.rxPackets.Inc()
+	vni, frame, r := encap.Parse(dgram)
 	if r != encap.ReasonOK {
 		ep.drop(r)
 		return
@@ -80,7 +86,7 @@ func (ep *Endpoint) receive(buf []byte, from netip.Addr, tos uint8) {
 			return
 		}
 	}
-	seg.receive(buf, frame, from, tos, vni)
+	seg.receive(frame, from, tos, vni)
 }
 
 func (ep *Endpoint) drop(r encap.Reason) {
@@ -89,7 +95,7 @@ func (ep *Endpoint) drop(r encap.Reason) {
 	}
 }
 
-func (s *Segment) receive(buf, frame []byte, from netip.Addr, tos uint8, vni uint32) {
+func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
 	ep := s.ep
 	if r := encap.CheckInner(frame, s.cfg.MAC); r != encap.ReasonOK {
 		ep.drop(r)
@@ -122,29 +128,42 @@ func (s *Segment) receive(buf, frame []byte, from netip.Addr, tos uint8, vni uin
 		ep.drop(encap.ReasonECN)
 		return
 	}
-	var err error
-	if s.tap.VnetHdr() {
-		// A same-host kernel sender leaves TCP/UDP checksums partial (only
-		// the pseudo-header seed); hand that state to the TAP as it was.
-		var h offload.VirtioNetHdr
-		if start, off, ok := offload.PartialChecksum(frame); ok {
-			h.Flags = offload.FlagNeedsCsum
-			h.CsumStart = uint16(start)
-			h.CsumOffset = uint16(off)
-		}
-		whole := buf[:offload.VirtioNetHdrLen+len(frame)]
-		h.Encode(whole)
-		err = s.tap.Write(whole)
-	} else {
-		offload.CompleteChecksum(frame)
-		err = s.tap.Write(frame)
-	}
-	if err != nil {
-		s.c.tapWriteErr.Inc()
-		return
-	}
 	s.c.rxFrames.Inc()
 	s.c.rxBytes.Add(uint64(len(frame)))
+	if s.coal != nil {
+		// A same-host kernel sender leaves TCP/UDP checksums partial (the
+		// pseudo-header seed); the coalescer hands that state to the TAP as
+		// NEEDS_CSUM, merged with the flow's neighbours where it can.
+		if err := s.coal.Add(frame); err != nil {
+			s.flushRx()
+			if s.coal.Add(frame) != nil {
+				s.c.tapWriteErr.Inc()
+			}
+		}
+		return
+	}
+	offload.CompleteChecksum(frame)
+	if s.tap.Write(frame) != nil {
+		s.c.tapWriteErr.Inc()
+	}
+}
+
+// flushRx writes what the coalescer holds to the TAP.
+func (s *Segment) flushRx() {
+	if s.coal != nil && s.coal.Len() > 0 {
+		s.coal.Flush(s.emitFn)
+	}
+}
+
+// emit writes one frame with its virtio-net header to the TAP.
+func (s *Segment) emit(h offload.VirtioNetHdr, frame []byte) error {
+	h.Encode(s.vhdr[:])
+	if s.tap.WriteHdr(s.vhdr[:], frame) != nil {
+		s.c.tapWriteErr.Inc()
+	} else {
+		s.c.tapWrites.Inc()
+	}
+	return nil
 }
 
 // truncatedIP reports an untagged IPv4 or IPv6 frame too short for its IP

@@ -25,11 +25,12 @@ const (
 // persistent: the kernel removes it when the descriptor closes, so nothing
 // is left behind even if the process is killed.
 type TAP struct {
-	name    string
-	file    *os.File
-	rc      syscall.RawConn
-	vnetHdr bool // frames carry a virtio-net header in front
-	gso     bool // the kernel may hand over TSO super-frames
+	name     string
+	file     *os.File
+	rc       syscall.RawConn
+	vnetHdr  bool // frames carry a virtio-net header in front
+	gso      bool // the kernel may hand over TSO super-frames
+	offloads string
 
 	// batch read state, reused on every call
 	rbufs  [][]byte
@@ -39,9 +40,10 @@ type TAP struct {
 	rfn    func(fd uintptr) bool
 
 	wbuf []byte
-	wn   int
 	werr error
 	wfn  func(fd uintptr) bool
+	wiov [2]unix.Iovec
+	wvfn func(fd uintptr) bool
 }
 
 // TAPOptions says how to open a TAP.
@@ -111,9 +113,7 @@ func OpenTAP(o TAPOptions) (*TAP, error) {
 			return nil, fmt.Errorf("tap %s: TUNSETVNETHDRSZ: %w", t.name, e)
 		}
 		if o.GSO {
-			if err := t.setOffload(fd); err != nil {
-				return nil, err
-			}
+			t.setOffload(fd)
 		} else if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, 0); e != 0 {
 			return nil, fmt.Errorf("tap %s: TUNSETOFFLOAD: %w", t.name, e)
 		}
@@ -127,23 +127,33 @@ func OpenTAP(o TAPOptions) (*TAP, error) {
 	ok = true
 	t.rfn = t.readMany
 	t.wfn = t.writeOnce
+	t.wvfn = t.writevOnce
 	return t, nil
 }
 
 // setOffload asks for checksum and segmentation offload, falling back to
-// fewer offloads on kernels that refuse some.
-func (t *TAP) setOffload(fd int) error {
-	for _, flags := range []uintptr{
-		tunFCsum | tunFTSO4 | tunFTSO6 | tunFUSO4 | tunFUSO6,
-		tunFCsum | tunFTSO4 | tunFTSO6,
+// fewer offloads on kernels that refuse some (USO needs Linux 6.2). When
+// every set is refused the TAP works without offloads.
+func (t *TAP) setOffload(fd int) {
+	for _, o := range []struct {
+		flags uintptr
+		desc  string
+	}{
+		{tunFCsum | tunFTSO4 | tunFTSO6 | tunFUSO4 | tunFUSO6, "csum tso4 tso6 uso4 uso6"},
+		{tunFCsum | tunFTSO4 | tunFTSO6, "csum tso4 tso6"},
+		{tunFCsum, "csum"},
 	} {
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, flags); e == 0 {
-			t.gso = true
-			return nil
+		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, o.flags); e == 0 {
+			t.gso = o.flags&tunFTSO4 != 0
+			t.offloads = o.desc
+			return
 		}
 	}
-	return fmt.Errorf("tap %s: kernel refuses TSO offload", t.name)
+	t.offloads = "none"
 }
+
+// Offloads describes the offloads the kernel accepted.
+func (t *TAP) Offloads() string { return t.offloads }
 
 // Name returns the interface name.
 func (t *TAP) Name() string { return t.name }
@@ -219,6 +229,32 @@ func (t *TAP) writeOnce(fd uintptr) bool {
 	case unix.EINTR:
 		return false
 	case unix.EAGAIN:
+		return false
+	}
+	t.werr = fmt.Errorf("tap %s: write: %w", t.name, e)
+	return true
+}
+
+// WriteHdr writes one frame preceded by its virtio-net header, gathering
+// both with writev so the frame needs no headroom.
+func (t *TAP) WriteHdr(hdr, frame []byte) error {
+	t.wiov[0].Base = &hdr[0]
+	t.wiov[0].SetLen(len(hdr))
+	t.wiov[1].Base = &frame[0]
+	t.wiov[1].SetLen(len(frame))
+	t.werr = nil
+	if err := t.rc.Write(t.wvfn); err != nil {
+		return err
+	}
+	return t.werr
+}
+
+func (t *TAP) writevOnce(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.wiov[0])), 2)
+	switch e {
+	case 0:
+		return true
+	case unix.EINTR, unix.EAGAIN:
 		return false
 	}
 	t.werr = fmt.Errorf("tap %s: write: %w", t.name, e)

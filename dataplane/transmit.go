@@ -18,6 +18,14 @@ type txState struct {
 	hdrs    [][encap.HeaderLen]byte
 	nhdr    int
 	touched []*udpSocket
+
+	// Segmentation of TSO super-frames: segments are written back to back
+	// into seg, each behind its own VXLAN header, so that one UDP_SEGMENT
+	// send carries a whole train.
+	seg      []byte
+	segOff   int
+	segOut   [][]byte
+	segSizes []int
 }
 
 // maxQueued bounds the datagrams queued between two flushes.
@@ -32,8 +40,25 @@ func newTxState() *txState {
 	for i := range st.bufs {
 		st.bufs[i] = make([]byte, bufSize)
 	}
+	st.seg = make([]byte, segBufSize)
+	st.segOut = make([][]byte, maxSegments)
+	st.segSizes = make([]int, maxSegments)
 	return st
 }
+
+const (
+	// segBufSize holds the segments of several super-frames between flushes.
+	segBufSize = 1 << 20
+	// maxSegments bounds the segments of one super-frame (64 KiB at the
+	// smallest MSS the kernel uses for TSO, with room to spare).
+	maxSegments = 1024
+	// udpMaxSegments is the most datagrams one UDP_SEGMENT send may carry
+	// on older kernels (UDP_MAX_SEGMENTS; newer ones allow 128).
+	udpMaxSegments = 64
+	// maxGSOPayload is the largest UDP payload of one send: the IP total
+	// length is 16 bits.
+	maxGSOPayload = 65535 - 60 - 8
+)
 
 // transmitLoop reads frames from the TAP, encapsulates them and sends them
 // to their destinations, a batch at a time.
@@ -58,10 +83,7 @@ func (s *Segment) transmitLoop() error {
 				}
 				b = b[offload.VirtioNetHdrLen:]
 				if h.GSOType != offload.GSONone {
-					// The TAP is opened without TSO; a super-frame here
-					// means the kernel ignored that, and it cannot be sent
-					// as one datagram.
-					s.c.txBadGSO.Inc()
+					s.forwardGSO(st, h, b)
 					continue
 				}
 				if h.Flags&offload.FlagNeedsCsum != 0 && !completeAt(b, int(h.CsumStart), int(h.CsumOffset)) {
@@ -82,8 +104,10 @@ func completeAt(frame []byte, start, offset int) bool {
 	if start < 0 || start+offset+2 > len(frame) {
 		return false
 	}
-	sum := checksum.Fold(checksum.Sum(frame[start:], 0))
-	c := ^sum
+	c := ^checksum.Fold(checksum.Sum(frame[start:], 0))
+	if c == 0 {
+		c = 0xffff // UDP reserves 0 for "no checksum"; the same value in TCP
+	}
 	frame[start+offset] = byte(c >> 8)
 	frame[start+offset+1] = byte(c)
 	return true
@@ -122,21 +146,10 @@ func (s *Segment) forward(st *txState, frame []byte) {
 		h := st.hdrs[st.nhdr][:]
 		st.nhdr++
 		encap.PutHeader(h, d.VNI)
-		port := d.Port
-		if port == 0 {
-			port = ep.port
-		}
-		ttl := s.cfg.TTL
-		if ttl == 0 {
-			ttl = 64
-			if d.IP.IsMulticast() {
-				ttl = 1
-			}
-		}
 		if sock.pending() == 0 {
 			st.touched = append(st.touched, sock)
 		}
-		sock.queue(h, frame, netip.AddrPortFrom(d.IP, port), tos, ttl)
+		sock.queue(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(d), 0)
 		queued = true
 	}
 	if !queued {
@@ -158,4 +171,130 @@ func (s *Segment) flush(st *txState) {
 	}
 	st.touched = st.touched[:0]
 	st.nhdr = 0
+	st.segOff = 0
+}
+
+// forwardGSO segments a TSO super-frame into MSS-sized inner frames, each
+// with its checksum, and queues them as trains of equal-sized VXLAN
+// datagrams, one UDP_SEGMENT send per train and destination. Without UDP
+// GSO every datagram is queued on its own.
+func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) {
+	if len(frame) < encap.EthHeaderLen {
+		s.c.txShort.Inc()
+		return
+	}
+	count, segLen, err := offload.Segments(h, frame)
+	if err != nil || count > maxSegments {
+		s.c.txBadGSO.Inc()
+		return
+	}
+	stride := encap.HeaderLen + segLen
+	need := count * stride
+	if need > len(st.seg) {
+		s.c.txBadGSO.Inc()
+		return
+	}
+	if st.segOff+need > len(st.seg) {
+		s.flush(st)
+	}
+	region := st.seg[st.segOff : st.segOff+need]
+	out := st.segOut[:count]
+	for i := range out {
+		out[i] = region[i*stride : (i+1)*stride]
+	}
+	n, err := offload.SegmentTCP(h, frame, out, st.segSizes, encap.HeaderLen)
+	if err != nil || n == 0 {
+		s.c.txBadGSO.Inc()
+		return
+	}
+	st.segOff += need
+	regionEnd := st.segOff
+	total := (n-1)*stride + encap.HeaderLen + st.segSizes[n-1]
+	region = region[:total]
+
+	dests := s.cfg.Table.Lookup(fdb.MAC(frame[0:6]))
+	if len(dests) == 0 {
+		dests = s.cfg.Table.Defaults()
+	}
+	ep := s.ep
+	first := out[0][encap.HeaderLen : encap.HeaderLen+st.segSizes[0]]
+	hash := encap.FlowHash(first)
+	sock := ep.tx[encap.SourcePort(hash, 0, uint16(len(ep.tx)))]
+	tos := encap.OuterTOS(first, s.cfg.TOS, s.cfg.TOSInherit)
+	per := udpMaxSegments
+	if m := maxGSOPayload / stride; m < per {
+		per = m
+	}
+	if !ep.udpGSO {
+		per = 1
+	}
+	queued := false
+	vni := int64(-1)
+	for i := range dests {
+		d := &dests[i]
+		if !d.IP.IsValid() || d.IP.IsUnspecified() || d.IP.Is4() == ep.cfg.V6 {
+			continue
+		}
+		if int64(d.VNI) != vni {
+			if vni >= 0 {
+				// Earlier destinations' datagrams share these headers.
+				s.flush(st)
+			}
+			for j := 0; j < n; j++ {
+				encap.PutHeader(out[j], d.VNI)
+			}
+			vni = int64(d.VNI)
+		}
+		to := netip.AddrPortFrom(d.IP, s.destPort(d))
+		ttl := s.ttlFor(d)
+		for c := 0; c < n; c += per {
+			end := (c + per) * stride
+			if end > total {
+				end = total
+			}
+			if sock.pending() == len(sock.smsgs) {
+				s.flush(st)
+			}
+			if sock.pending() == 0 {
+				st.touched = append(st.touched, sock)
+			}
+			gso := stride
+			if per == 1 || end-c*stride <= stride {
+				gso = 0 // a single datagram
+			}
+			sock.queue(nil, region[c*stride:end], to, tos, ttl, gso)
+		}
+		queued = true
+	}
+	if st.segOff < regionEnd {
+		// A flush above emptied the batch; keep this region reserved for
+		// the datagrams queued after it.
+		st.segOff = regionEnd
+	}
+	if !queued {
+		s.c.txNoDest.Inc()
+		return
+	}
+	s.c.txFrames.Add(uint64(n))
+	s.c.txBytes.Add(uint64(total - n*encap.HeaderLen))
+}
+
+// destPort is the UDP port to send to d.
+func (s *Segment) destPort(d *fdb.Dest) uint16 {
+	if d.Port != 0 {
+		return d.Port
+	}
+	return s.ep.port
+}
+
+// ttlFor is the outer TTL towards d: configured, else 64, or 1 for a
+// multicast group.
+func (s *Segment) ttlFor(d *fdb.Dest) uint8 {
+	if s.cfg.TTL != 0 {
+		return s.cfg.TTL
+	}
+	if d.IP.IsMulticast() {
+		return 1
+	}
+	return 64
 }

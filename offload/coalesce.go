@@ -202,7 +202,7 @@ func (c *Coalescer) Add(frame []byte) error {
 		cand = false
 		kind = kindOversize
 	}
-	pktChecked, pktSeeded := false, false
+	pktChecked := false
 	if latest := c.lookup(h, frame, &info); latest >= 0 {
 		it := &c.items[latest]
 		if cand && it.open {
@@ -212,7 +212,7 @@ func (c *Coalescer) Add(frame []byte) error {
 			case mergePktBad:
 				cand = false // will never merge; pass it through
 			case mergeHeadBad, mergeNoBuffer:
-				pktChecked, pktSeeded = true, seeded(frame, &info)
+				pktChecked = true // valid or seeded: no second look
 			}
 		}
 		// Whatever comes next for this flow must follow frame.
@@ -230,9 +230,6 @@ func (c *Coalescer) Add(frame []byte) error {
 	it.gsoSize = plen
 	it.seeded = seedState(frame, &info)
 	it.checked = pktChecked
-	if pktChecked {
-		it.seeded = pktSeeded
-	}
 	it.open = cand && frame[info.L4Off+13]&tcpFlagPSH == 0
 	if kind == kindOversize {
 		c.prepareOversize(it)

@@ -105,6 +105,7 @@ func start(o *options) (*daemon, error) {
 		Dev:        o.dev,
 		SrcPortMin: o.srcMin,
 		SrcPortMax: o.srcMax,
+		Offload:    o.offload,
 		Segments: []dataplane.SegmentConfig{{
 			VNI:        o.vni,
 			TAP:        o.tap,
@@ -115,6 +116,7 @@ func start(o *options) (*daemon, error) {
 			TOS:        o.tos,
 			TOSInherit: o.tosInherit,
 			Offload:    o.offload,
+			MTU:        mtu,
 		}},
 		Logf: log.Printf,
 	})
