@@ -36,9 +36,11 @@ fuzz:
 demo: build
 	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo ./scripts/demo.sh $(BIN)
 
-## bench: the system benchmark against the kernel driver (see bench/README.md).
-bench: build
-	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo $(GO) run ./bench/cmd/vxbench --bin $(BIN) $(BENCHFLAGS)
+## bench: the system benchmark against the kernel driver (see bench/README.md);
+## BENCHFLAGS="--rounds 5 --duration 10s" to change it.
+bench:
+	$(GO) build -o $(BIN)/vxbench ./bench/cmd/vxbench
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo $(BIN)/vxbench $(BENCHFLAGS)
 
 ## bench-go: allocation and speed of the per-packet code paths.
 bench-go:

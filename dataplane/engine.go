@@ -8,11 +8,15 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/encap"
@@ -84,6 +88,14 @@ type SegmentConfig struct {
 	Offload bool
 	// MTU of the TAP, for re-segmenting oversized received frames.
 	MTU int
+	// Group is a multicast group joined on the endpoint's Dev; it is also
+	// the segment's flood destination (an all-zeros FDB entry the caller
+	// adds).
+	Group netip.Addr
+	// InNetns runs a function inside the namespace where the TAP is to be
+	// created; nil creates it in the daemon's own namespace. The UDP
+	// sockets stay in the daemon's namespace either way.
+	InNetns func(func() error) error
 }
 
 // Endpoint is a running VTEP.
@@ -102,6 +114,7 @@ type Endpoint struct {
 	counters  stats.Set
 	rxDrops   [encap.NumReasons]*stats.Counter
 	rxPackets *stats.Counter
+	panics    *stats.Counter
 
 	closing chan struct{}
 	wg      sync.WaitGroup
@@ -153,8 +166,17 @@ func New(cfg Config) (ep *Endpoint, err error) {
 		ep.rxDrops[r] = ep.counters.New(r.String())
 	}
 	ep.rxPackets = ep.counters.New("rx_datagrams")
+	ep.panics = ep.counters.New("loop_panics")
 
-	ep.rx, err = openUDP(cfg.Local, cfg.Port, cfg.V6, defaultBatch)
+	// Multicast datagrams are addressed to the group, not to Local: like
+	// the kernel's vxlan socket, bind to any address when a group is used.
+	bindAddr := cfg.Local
+	for _, sc := range cfg.Segments {
+		if sc.Group.IsValid() {
+			bindAddr = netip.Addr{}
+		}
+	}
+	ep.rx, err = openUDP(bindAddr, cfg.Port, cfg.V6, defaultBatch)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +192,13 @@ func New(cfg Config) (ep *Endpoint, err error) {
 	}
 	if cfg.Offload {
 		ep.probeOffloads()
+	}
+	for _, sc := range cfg.Segments {
+		if sc.Group.IsValid() {
+			if err := ep.joinGroup(sc.Group); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, sc := range cfg.Segments {
 		if _, dup := ep.byVNI[sc.VNI]; dup {
@@ -256,6 +285,9 @@ func (ep *Endpoint) openTxPool() error {
 		}
 		setBuffer(s.fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
 		setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4096)
+		if err := ep.multicastTx(s); err != nil {
+			return err
+		}
 	}
 	if len(ep.tx) == 0 {
 		return fmt.Errorf("no free source port in %d-%d", lo, hi)
@@ -283,6 +315,62 @@ func (ep *Endpoint) probeOffloads() {
 	}
 }
 
+// joinGroup joins group on the endpoint's device (IGMP or MLD).
+func (ep *Endpoint) joinGroup(group netip.Addr) error {
+	if ep.cfg.Dev == "" {
+		return fmt.Errorf("group %s: needs an underlay device (--dev)", group)
+	}
+	if group.Is6() != ep.cfg.V6 {
+		return fmt.Errorf("group %s: address family differs from the underlay's", group)
+	}
+	ifi, err := net.InterfaceByName(ep.cfg.Dev)
+	if err != nil {
+		return fmt.Errorf("group %s: device %s: %w", group, ep.cfg.Dev, err)
+	}
+	pc, err := net.FilePacketConn(ep.rx.file) // a duplicate of the same socket
+	if err != nil {
+		return fmt.Errorf("group %s: %w", group, err)
+	}
+	defer pc.Close()
+	ga := &net.UDPAddr{IP: group.AsSlice()}
+	if group.Is4() {
+		err = ipv4.NewPacketConn(pc).JoinGroup(ifi, ga)
+	} else {
+		err = ipv6.NewPacketConn(pc).JoinGroup(ifi, ga)
+	}
+	if err != nil {
+		return fmt.Errorf("join group %s on %s: %w", group, ep.cfg.Dev, err)
+	}
+	ep.cfg.Logf("joined group %s on %s", group, ep.cfg.Dev)
+	return nil
+}
+
+// multicastTx sends multicast through the endpoint's device, and never to
+// ourselves (the kernel's vxlan socket turns multicast loop off too).
+func (ep *Endpoint) multicastTx(s *udpSocket) error {
+	if ep.cfg.V6 {
+		if err := s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP"); err != nil {
+			return err
+		}
+	} else if err := s.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP"); err != nil {
+		return err
+	}
+	if ep.cfg.Dev == "" {
+		return nil
+	}
+	ifi, err := net.InterfaceByName(ep.cfg.Dev)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", ep.cfg.Dev, err)
+	}
+	if ep.cfg.V6 {
+		return s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifi.Index, "IPV6_MULTICAST_IF")
+	}
+	if err := unix.SetsockoptIPMreqn(s.fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)}); err != nil {
+		return fmt.Errorf("udp socket: IP_MULTICAST_IF %s: %w", ep.cfg.Dev, err)
+	}
+	return nil
+}
+
 // bindDev restricts s to the configured underlay device.
 func (ep *Endpoint) bindDev(s *udpSocket) error {
 	if ep.cfg.Dev == "" {
@@ -307,18 +395,27 @@ func (ep *Endpoint) SourcePorts() []uint16 {
 // Port returns the UDP port the endpoint receives on.
 func (ep *Endpoint) Port() uint16 { return ep.port }
 
-func (ep *Endpoint) newSegment(sc SegmentConfig) (*Segment, error) {
+func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 	if sc.VNI > encap.MaxVNI {
 		return nil, fmt.Errorf("vni %d out of range 0-%d", sc.VNI, encap.MaxVNI)
 	}
 	if sc.Table == nil {
 		return nil, fmt.Errorf("vni %d: no forwarding table", sc.VNI)
 	}
-	tap, err := OpenTAP(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload, GSO: sc.Offload})
+	var tap *TAP
+	open := func() (err error) {
+		tap, err = OpenTAP(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload, GSO: sc.Offload})
+		return err
+	}
+	if sc.InNetns != nil {
+		err = sc.InNetns(open)
+	} else {
+		err = open()
+	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	s = &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
 	if sc.Offload {
 		if !tap.GSO() {
 			ep.cfg.Logf("tap %s: kernel refused TSO offloads (accepted: %s); frames are taken one by one", tap.Name(), tap.Offloads())
@@ -362,7 +459,7 @@ func (ep *Endpoint) Run() error {
 		ep.wg.Add(1)
 		go func() {
 			defer ep.wg.Done()
-			if err := f(); err != nil {
+			if err := ep.guard(f); err != nil {
 				select {
 				case <-ep.closing:
 				default:
@@ -384,6 +481,39 @@ func (ep *Endpoint) Run() error {
 	case <-ep.closing:
 		ep.wg.Wait()
 		return nil
+	}
+}
+
+// maxPanics bounds how often a loop is restarted after a panic before the
+// endpoint gives up.
+const maxPanics = 100
+
+// guard runs a forwarding loop and restarts it if it panics: a bug hit by
+// one odd packet must not take the tunnel down. Each panic is logged with
+// its stack and counted (loop_panics).
+func (ep *Endpoint) guard(loop func() error) error {
+	for {
+		err, panicked := func() (err error, panicked bool) {
+			defer func() {
+				if r := recover(); r != nil {
+					ep.panics.Inc()
+					ep.cfg.Logf("internal error, restarting loop: %v\n%s", r, debug.Stack())
+					panicked = true
+				}
+			}()
+			return loop(), false
+		}()
+		if !panicked {
+			return err
+		}
+		select {
+		case <-ep.closing:
+			return nil
+		default:
+		}
+		if ep.panics.Load() > maxPanics {
+			return fmt.Errorf("giving up after %d internal errors", maxPanics)
+		}
 	}
 }
 

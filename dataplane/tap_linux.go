@@ -231,7 +231,7 @@ func (t *TAP) writeOnce(fd uintptr) bool {
 	case unix.EAGAIN:
 		return false
 	}
-	t.werr = fmt.Errorf("tap %s: write: %w", t.name, e)
+	t.werr = e // a bare errno: no allocation when writes fail (TAP down)
 	return true
 }
 
@@ -257,6 +257,6 @@ func (t *TAP) writevOnce(fd uintptr) bool {
 	case unix.EINTR, unix.EAGAIN:
 		return false
 	}
-	t.werr = fmt.Errorf("tap %s: write: %w", t.name, e)
+	t.werr = e // a bare errno: no allocation when writes fail (TAP down)
 	return true
 }

@@ -10,34 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vxland/vxland/control"
+	"github.com/vxland/vxland/config"
 	"github.com/vxland/vxland/encap"
 )
-
-// options are the daemon's settings, named after `ip link add ... type vxlan`.
-type options struct {
-	vni        uint32
-	remotes    []netip.Addr
-	local      netip.Addr
-	dev        string
-	dstport    uint16
-	srcMin     uint16
-	srcMax     uint16
-	ttl        uint8
-	tos        uint8
-	tosInherit bool
-	tap        string
-	mtu        int
-	mac        net.HardwareAddr
-	learning   bool
-	ageing     time.Duration
-	maxaddress int
-	control    string
-	addrs      []netip.Prefix
-	up         bool
-	offload    bool
-	v6         bool
-}
 
 // usageError is a problem with the command line: exit status 2.
 type usageError struct{ msg string }
@@ -51,7 +26,8 @@ func badf(format string, args ...any) error {
 const usageText = `vxland: a userspace VXLAN endpoint (RFC 7348), interoperable with Linux vxlan.
 
 Usage:
-  vxland --vni N [--remote IP]... [options]
+  vxland --vni N [--remote IP... | --group IP --dev IFACE] [options]
+  vxland --config FILE
 
 It creates a TAP device that behaves like the device of
   ip link add vxlan0 type vxlan id N remote IP dstport 4789
@@ -61,6 +37,7 @@ VXLAN (named after ip-link(8) type vxlan):
   --vni N              VXLAN network identifier, 0-16777215 (required)
   --remote IP          remote VTEP: flood destination for broadcast, multicast and
                        unknown unicast (repeat for head-end replication to several)
+  --group IP           multicast group to join on --dev and flood to (excludes --remote)
   --local IP           local underlay address to bind and send from
   --dev IFACE          underlay device to send through (also sizes the default MTU)
   --dstport PORT       UDP port to send to and listen on (default 4789; 8472 is Linux's legacy)
@@ -68,33 +45,41 @@ VXLAN (named after ip-link(8) type vxlan):
   --ttl N              outer TTL, 1-255 (default 64; 1 for multicast destinations)
   --tos N|inherit      outer TOS, or inherit the inner DS field (default 0); ECN per RFC 6040
   --learning=BOOL      learn remote MACs from received frames (default true)
-  --ageing SECONDS     lifetime of learned entries (default 300)
+  --ageing SECONDS     lifetime of learned entries, 0 for never (default 300)
   --maxaddress N       maximum forwarding entries, 0 for no limit (default 0)
 
 Interface:
   --tap NAME           TAP device name (default vxland0)
-  --mtu N              TAP MTU (default: underlay MTU - 50, or 1450)
+  --netns NAME|PATH    create the TAP in this network namespace (a name from
+                       'ip netns add', or a path like /proc/PID/ns/net); the UDP
+                       socket stays in vxland's own namespace
+  --mtu N              TAP MTU (default: underlay MTU - 50 over IPv4, - 70 over IPv6)
   --mac MAC            TAP MAC address (default: stable, derived from host, TAP and VNI)
   --addr CIDR          address to put on the TAP, e.g. 203.0.113.1/24 (repeatable)
+  --master BRIDGE      enslave the TAP to this Linux bridge (in the TAP's namespace)
   --up                 set the TAP up once created
 
 Daemon:
+  --config FILE        serve the VNIs a TOML file declares (see docs/config.md)
   --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock)
-  --offload=BOOL       hand checksum state to the TAP in a virtio-net header (default true)
+  --offload=BOOL       TSO/GSO/GRO and checksum hand-over with the kernel (default true)
   -h, --help           show this help
 
 Examples:
   vxland --vni 40 --remote 192.0.2.2 --addr 203.0.113.1/24 --up
   vxland --vni 42 --remote 192.0.2.2 --remote 192.0.2.3 --dstport 8472 --tap vx42
+  vxland --vni 7 --group 239.1.1.1 --dev eth0 --master br0 --up
+  vxland --vni 9 --remote 192.0.2.2 --netns blue --addr 203.0.113.9/24 --up
   vxlanctl fdb append 00:00:00:00:00:00 dev vxland0 dst 192.0.2.4
 
 Exit status: 0 after SIGINT/SIGTERM, 2 for bad flags or a setup failure, 1 for a
-failure while running. The TAP and control socket are removed on exit.
+failure while running. TAPs and control sockets are removed on exit.
 `
 
-// parseFlags turns the command line into options.
-func parseFlags(args []string, out io.Writer) (*options, error) {
-	o := &options{}
+// parseFlags turns the command line into a validated configuration. It
+// returns nil, nil after printing --help.
+func parseFlags(args []string, out io.Writer) (*config.Config, error) {
+	v := config.VNI{Learning: true, Offload: true}
 	var setErr error // a repeatable flag's own, clearer message
 	check := func(f funcValue) funcValue {
 		return func(s string) error {
@@ -110,6 +95,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	var (
 		vni        = fs.String("vni", "", "")
 		id         = fs.String("id", "", "") // ip-link's own spelling
+		group      = fs.String("group", "", "")
 		local      = fs.String("local", "", "")
 		dstport    = fs.Int("dstport", 4789, "")
 		srcport    = fs.String("srcport", "", "")
@@ -118,7 +104,10 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		mac        = fs.String("mac", "", "")
 		ageing     = fs.Int("ageing", 300, "")
 		maxaddress = fs.Int("maxaddress", 0, "")
+		file       = fs.String("config", "", "")
+		help       = fs.Bool("help", false, "")
 	)
+	fs.BoolVar(help, "h", false, "")
 	fs.Var(check(func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
@@ -127,7 +116,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		if a.IsUnspecified() || a.IsMulticast() {
 			return badf("--remote %s: must be a unicast address (multicast groups use --group)", s)
 		}
-		o.remotes = append(o.remotes, a.Unmap())
+		v.Remotes = append(v.Remotes, a.Unmap())
 		return nil
 	}), "remote", "")
 	fs.Var(check(func(s string) error {
@@ -135,18 +124,18 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		if err != nil {
 			return badf("--addr %q is not an address with prefix length (like 203.0.113.1/24)", s)
 		}
-		o.addrs = append(o.addrs, p)
+		v.Addrs = append(v.Addrs, p)
 		return nil
 	}), "addr", "")
-	fs.StringVar(&o.dev, "dev", "", "")
-	fs.StringVar(&o.tap, "tap", "vxland0", "")
-	fs.IntVar(&o.mtu, "mtu", 0, "")
-	fs.BoolVar(&o.learning, "learning", true, "")
-	fs.StringVar(&o.control, "control", "", "")
-	fs.BoolVar(&o.up, "up", false, "")
-	fs.BoolVar(&o.offload, "offload", true, "")
-	help := fs.Bool("help", false, "")
-	fs.BoolVar(help, "h", false, "")
+	fs.StringVar(&v.Dev, "dev", "", "")
+	fs.StringVar(&v.TAP, "tap", "vxland0", "")
+	fs.StringVar(&v.Netns, "netns", "", "")
+	fs.StringVar(&v.Master, "master", "", "")
+	fs.IntVar(&v.MTU, "mtu", 0, "")
+	fs.BoolVar(&v.Learning, "learning", true, "")
+	fs.StringVar(&v.Control, "control", "", "")
+	fs.BoolVar(&v.Up, "up", false, "")
+	fs.BoolVar(&v.Offload, "offload", true, "")
 
 	if err := fs.Parse(args); err != nil {
 		if setErr != nil {
@@ -162,34 +151,52 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, badf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
+	if *file != "" {
+		var other []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "config" {
+				other = append(other, "--"+f.Name)
+			}
+		})
+		if len(other) > 0 {
+			return nil, badf("--config declares everything; drop %s", strings.Join(other, " "))
+		}
+		cfg, err := config.Load(*file)
+		if err != nil {
+			return nil, &usageError{err.Error()}
+		}
+		return cfg, nil
+	}
 
 	if *vni == "" {
 		*vni = *id
 	}
 	if *vni == "" {
-		return nil, badf("--vni is required (0-%d)", encap.MaxVNI)
+		return nil, badf("--vni is required (0-%d), or --config FILE", encap.MaxVNI)
 	}
-	v, err := strconv.ParseUint(*vni, 0, 64)
-	if err != nil || v > encap.MaxVNI {
+	n, err := strconv.ParseUint(*vni, 0, 64)
+	if err != nil || n > encap.MaxVNI {
 		return nil, badf("--vni %q: must be a number from 0 to %d", *vni, encap.MaxVNI)
 	}
-	o.vni = uint32(v)
-
+	v.ID = uint32(n)
+	if *group != "" {
+		a, err := netip.ParseAddr(*group)
+		if err != nil || !a.IsMulticast() {
+			return nil, badf("--group %q is not a multicast address (224.0.0.0/4 or ff00::/8)", *group)
+		}
+		v.Group = a
+	}
 	if *local != "" {
 		a, err := netip.ParseAddr(*local)
 		if err != nil || a.IsMulticast() {
 			return nil, badf("--local %q is not a unicast IP address", *local)
 		}
-		o.local = a.Unmap()
+		v.Local = a.Unmap()
 	}
-	if err := o.setFamily(); err != nil {
-		return nil, err
-	}
-
 	if *dstport < 1 || *dstport > 65535 {
 		return nil, badf("--dstport %d: must be 1-65535", *dstport)
 	}
-	o.dstport = uint16(*dstport)
+	v.Port = uint16(*dstport)
 	if *srcport != "" {
 		lo, hi, ok := strings.Cut(*srcport, "-")
 		if !ok {
@@ -200,80 +207,52 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		if !ok || err1 != nil || err2 != nil || a == 0 || b <= a {
 			return nil, badf("--srcport %q: want MIN-MAX with 1 <= MIN < MAX <= 65535", *srcport)
 		}
-		o.srcMin, o.srcMax = uint16(a), uint16(b)
+		v.SrcPortMin, v.SrcPortMax = uint16(a), uint16(b)
 	}
 	if *ttl != "" && *ttl != "auto" {
 		t, err := strconv.ParseUint(*ttl, 0, 8)
 		if err != nil || t == 0 {
 			return nil, badf("--ttl %q: must be 1-255 or auto", *ttl)
 		}
-		o.ttl = uint8(t)
+		v.TTL = uint8(t)
 	}
 	switch *tos {
 	case "", "0":
 	case "inherit":
-		o.tosInherit = true
+		v.TOSInherit = true
 	default:
 		t, err := strconv.ParseUint(*tos, 0, 8)
 		if err != nil {
 			return nil, badf("--tos %q: must be 0-255 (0x.. allowed) or inherit", *tos)
 		}
-		o.tos = uint8(t)
+		v.TOS = uint8(t)
 	}
 	if *mac != "" {
 		m, err := net.ParseMAC(*mac)
 		if err != nil || len(m) != 6 {
 			return nil, badf("--mac %q is not an Ethernet address", *mac)
 		}
-		if m[0]&1 != 0 || allZero(m) {
-			return nil, badf("--mac %s: must be a unicast, non-zero address", *mac)
-		}
-		o.mac = m
+		v.MAC = m
 	}
 	if *ageing < 0 {
 		return nil, badf("--ageing %d: must be >= 0 seconds", *ageing)
 	}
-	o.ageing = time.Duration(*ageing) * time.Second
-	if *maxaddress < 0 {
-		return nil, badf("--maxaddress %d: must be >= 0", *maxaddress)
+	v.Ageing = time.Duration(*ageing) * time.Second
+	v.MaxAddress = *maxaddress
+	cfg := &config.Config{Version: config.Version, VNIs: []config.VNI{v}}
+	cfg.FillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, &usageError{flagWords(err.Error())}
 	}
-	o.maxaddress = *maxaddress
-	if err := control.CheckDevName(o.tap); err != nil {
-		return nil, badf("--tap: %v", err)
-	}
-	if o.mtu != 0 && (o.mtu < 68 || o.mtu > 65535-50) {
-		return nil, badf("--mtu %d: must be 68-65485", o.mtu)
-	}
-	if o.control == "" {
-		o.control = control.SocketPath(o.tap)
-	}
-	return o, nil
+	return cfg, nil
 }
 
-// setFamily checks that the underlay addresses are of one family and
-// records which.
-func (o *options) setFamily() error {
-	var fam []netip.Addr
-	if o.local.IsValid() {
-		fam = append(fam, o.local)
+// flagWords rewords a configuration error for the command line.
+func flagWords(msg string) string {
+	if i := strings.Index(msg, "): "); i >= 0 && strings.HasPrefix(msg, "vni ") {
+		msg = msg[i+3:]
 	}
-	fam = append(fam, o.remotes...)
-	for i, a := range fam {
-		if a.Is4() != fam[0].Is4() {
-			return badf("underlay addresses mix IPv4 and IPv6 (%s and %s)", fam[0], fam[i])
-		}
-	}
-	o.v6 = len(fam) > 0 && fam[0].Is6()
-	return nil
-}
-
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	return msg
 }
 
 // funcValue adapts a function to flag.Value for repeatable flags.

@@ -1,5 +1,5 @@
-// Command vxland is a userspace VXLAN endpoint: it creates a TAP device and
-// forwards its frames over UDP in the VXLAN encapsulation, interoperating
+// Command vxland is a userspace VXLAN endpoint: it creates TAP devices and
+// forwards their frames over UDP in the VXLAN encapsulation, interoperating
 // with the Linux kernel's vxlan driver. Run `vxland --help` for usage.
 package main
 
@@ -8,48 +8,55 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/vxland/vxland/config"
 	"github.com/vxland/vxland/control"
 	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/link"
 )
 
+// tapTxQueueLen replaces the TAP's default transmit queue of 500 frames,
+// which bursts from a fast local sender overflow.
+const tapTxQueueLen = 4096
+
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("vxland: ")
-	o, err := parseFlags(os.Args[1:], os.Stdout)
+	cfg, err := parseFlags(os.Args[1:], os.Stdout)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vxland: %v\nRun 'vxland --help' for usage.\n", err)
 		os.Exit(2)
 	}
-	if o == nil { // --help
+	if cfg == nil { // --help
 		return
 	}
-	os.Exit(run(o))
+	os.Exit(run(cfg))
 }
 
 // run starts the daemon and serves until a signal. It returns the exit
 // status.
-func run(o *options) int {
-	d, err := start(o)
+func run(cfg *config.Config) int {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	d, err := start(cfg)
 	if err != nil {
 		log.Print(err)
 		return 2
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.ep.Run() }()
+	done := make(chan error, len(d.eps))
+	for _, ep := range d.eps {
+		go func() { done <- ep.Run() }()
+	}
 	select {
 	case s := <-sigs:
 		log.Printf("%v: shutting down", s)
 		d.close()
-		<-done
 		return 0
 	case err := <-done:
 		d.close()
@@ -61,116 +68,188 @@ func run(o *options) int {
 	}
 }
 
-// daemon is a running vxland.
+// daemon is a running vxland: its endpoints (one per shared socket), the
+// control servers (one per VNI) and the netlink handles it holds.
 type daemon struct {
-	ep  *dataplane.Endpoint
-	ctl *control.Server
+	eps     []*dataplane.Endpoint
+	ctls    []*control.Server
+	handles []*link.Handle
 }
 
+// close stops everything; the kernel removes the TAPs as their descriptors
+// close, and each control server removes its socket file.
 func (d *daemon) close() {
-	if d.ctl != nil {
-		d.ctl.Close()
+	for _, c := range d.ctls {
+		c.Close()
 	}
-	d.ep.Close()
+	for _, ep := range d.eps {
+		ep.Close()
+	}
+	for _, h := range d.handles {
+		h.Close()
+	}
 }
 
-// start builds the forwarding table, opens the TAP and sockets, configures
-// the TAP and opens the control socket.
-func start(o *options) (*daemon, error) {
-	table := fdb.New(fdb.Options{Ageing: o.ageing, MaxAddress: o.maxaddress})
-	if o.ageing == 0 {
-		// ip-link: ageing 0 means entries never expire.
-		table = fdb.New(fdb.Options{Ageing: -1, MaxAddress: o.maxaddress})
-	}
-	for _, r := range o.remotes {
-		if err := table.Append(fdb.Zero, fdb.Dest{IP: r, Port: o.dstport, VNI: o.vni}, fdb.Permanent); err != nil {
-			return nil, fmt.Errorf("--remote %s: %w", r, err)
-		}
-	}
-	if o.dev != "" && !link.Exists(o.dev) {
-		return nil, fmt.Errorf("--dev %s: no such device", o.dev)
-	}
-	mac := o.mac
-	if mac == nil {
-		mac = stableMAC(o.tap, o.vni)
-	}
-	mtu := o.mtu
-	if mtu == 0 {
-		mtu = defaultMTU(o)
-	}
-	ep, err := dataplane.New(dataplane.Config{
-		Local:      o.local,
-		V6:         o.v6,
-		Port:       o.dstport,
-		Dev:        o.dev,
-		SrcPortMin: o.srcMin,
-		SrcPortMax: o.srcMax,
-		Offload:    o.offload,
-		Segments: []dataplane.SegmentConfig{{
-			VNI:        o.vni,
-			TAP:        o.tap,
-			MAC:        [6]byte(mac),
-			Table:      table,
-			Learning:   o.learning,
-			TTL:        o.ttl,
-			TOS:        o.tos,
-			TOSInherit: o.tosInherit,
-			Offload:    o.offload,
-			MTU:        mtu,
-		}},
-		Logf: log.Printf,
-	})
-	if err != nil {
-		return nil, err
-	}
-	d := &daemon{ep: ep}
-	seg := ep.Segments()[0]
-	if err := link.Configure(seg.TAPName(), link.Settings{MTU: mtu, MAC: mac, Addrs: o.addrs, Up: o.up}); err != nil {
-		d.close()
-		return nil, err
-	}
-	d.ctl, err = control.Listen(o.control, &control.Device{
-		Name:  seg.TAPName(),
-		VNI:   o.vni,
-		Port:  o.dstport,
-		FDB:   table,
-		Stats: seg.Stats,
-	})
-	if err != nil {
-		d.close()
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	go func() {
-		if err := d.ctl.Serve(); err != nil {
-			log.Printf("control socket: %v", err)
+// vniSetup is what start prepares for one VNI before its endpoint opens.
+type vniSetup struct {
+	v     *config.VNI
+	table *fdb.Table
+	h     *link.Handle // the TAP's namespace
+	mtu   int
+	mac   net.HardwareAddr
+}
+
+// start opens every endpoint and TAP, configures the TAPs and opens the
+// control sockets. On error everything opened so far is closed again.
+func start(cfg *config.Config) (d *daemon, err error) {
+	d = &daemon{}
+	defer func() {
+		if err != nil {
+			d.close()
 		}
 	}()
-	remotes := "none (FDB entries only)"
-	if len(o.remotes) > 0 {
-		var rs []string
-		for _, r := range o.remotes {
-			rs = append(rs, r.String())
-		}
-		remotes = strings.Join(rs, ", ")
+	own, err := link.Open("")
+	if err != nil {
+		return nil, err
 	}
-	log.Printf("vni %d on %s (mtu %d, mac %s), udp port %d, remotes %s, control %s",
-		o.vni, seg.TAPName(), mtu, mac, ep.Port(), remotes, o.control)
+	d.handles = append(d.handles, own)
+	for _, key := range cfg.Endpoints() {
+		if key.Dev != "" && !own.Exists(key.Dev) {
+			return nil, fmt.Errorf("--dev %s: no such device", key.Dev)
+		}
+		dc := dataplane.Config{
+			Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
+			SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
+			Offload: true, Logf: log.Printf,
+		}
+		var setups []*vniSetup
+		for _, i := range key.VNIs {
+			v := &cfg.VNIs[i]
+			s, err := d.prepare(v, own, key.V6)
+			if err != nil {
+				return nil, err
+			}
+			setups = append(setups, s)
+			dc.Offload = dc.Offload && v.Offload
+			dc.Segments = append(dc.Segments, dataplane.SegmentConfig{
+				VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
+				Learning: v.Learning, TTL: v.TTL, TOS: v.TOS, TOSInherit: v.TOSInherit,
+				Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
+			})
+		}
+		ep, err := dataplane.New(dc)
+		if err != nil {
+			return nil, err
+		}
+		d.eps = append(d.eps, ep)
+		for i, seg := range ep.Segments() {
+			if err := d.finish(setups[i], seg); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return d, nil
 }
 
+// prepare builds a VNI's forwarding table and works out its namespace,
+// MTU and MAC address.
+func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, error) {
+	ageing := v.Ageing
+	if ageing == 0 {
+		ageing = -1 // ip-link: ageing 0 means entries never expire
+	}
+	s := &vniSetup{v: v, table: fdb.New(fdb.Options{Ageing: ageing, MaxAddress: v.MaxAddress})}
+	flood := v.Remotes
+	if v.Group.IsValid() {
+		flood = []netip.Addr{v.Group}
+	}
+	for _, r := range flood {
+		if err := s.table.Append(fdb.Zero, fdb.Dest{IP: r, Port: v.Port, VNI: v.ID}, fdb.Permanent); err != nil {
+			return nil, fmt.Errorf("vni %d: remote %s: %w", v.ID, r, err)
+		}
+	}
+	s.h = own
+	if v.Netns != "" {
+		h, err := link.Open(v.Netns)
+		if err != nil {
+			return nil, fmt.Errorf("vni %d: %w", v.ID, err)
+		}
+		d.handles = append(d.handles, h)
+		s.h = h
+	}
+	if v.Master != "" && !s.h.Exists(v.Master) {
+		return nil, fmt.Errorf("vni %d: --master %s: no such bridge", v.ID, v.Master)
+	}
+	s.mtu = v.MTU
+	if s.mtu == 0 {
+		s.mtu = defaultMTU(v, own, v6)
+	}
+	s.mac = v.MAC
+	if s.mac == nil {
+		s.mac = stableMAC(v.TAP, v.ID)
+	}
+	return s, nil
+}
+
+// finish configures a VNI's TAP where it lives and opens its control socket.
+func (d *daemon) finish(s *vniSetup, seg *dataplane.Segment) error {
+	v := s.v
+	err := s.h.Configure(seg.TAPName(), link.Settings{
+		MTU: s.mtu, MAC: s.mac, TxQueueLen: tapTxQueueLen, Master: v.Master, Addrs: v.Addrs, Up: v.Up,
+	})
+	if err != nil {
+		return err
+	}
+	path := v.Control
+	if path == "" {
+		path = control.SocketPath(seg.TAPName())
+	}
+	ctl, err := control.Listen(path, &control.Device{
+		Name: seg.TAPName(), VNI: v.ID, Port: v.Port, FDB: s.table, Stats: seg.Stats,
+	})
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	d.ctls = append(d.ctls, ctl)
+	go func() {
+		if err := ctl.Serve(); err != nil {
+			log.Printf("control socket %s: %v", path, err)
+		}
+	}()
+	where := ""
+	if v.Netns != "" {
+		where = " in netns " + v.Netns
+	}
+	flood := "none (FDB entries only)"
+	switch {
+	case v.Group.IsValid():
+		flood = "group " + v.Group.String()
+	case len(v.Remotes) > 0:
+		var rs []string
+		for _, r := range v.Remotes {
+			rs = append(rs, r.String())
+		}
+		flood = strings.Join(rs, ", ")
+	}
+	log.Printf("vni %d on %s%s (mtu %d, mac %s), udp port %d, remotes %s, control %s",
+		v.ID, seg.TAPName(), where, s.mtu, s.mac, v.Port, flood, path)
+	return nil
+}
+
 // defaultMTU is the underlay MTU less the VXLAN overhead (50 bytes over
-// IPv4, 70 over IPv6), as the kernel sizes a vxlan device; 1500 is assumed
-// when the underlay cannot be found.
-func defaultMTU(o *options) int {
+// IPv4, 70 over IPv6), as the kernel sizes a vxlan device; a 1500-byte
+// underlay is assumed when it cannot be found.
+func defaultMTU(v *config.VNI, own *link.Handle, v6 bool) int {
 	overhead := 50
-	if o.v6 {
+	if v6 {
 		overhead = 70
 	}
 	under := 0
-	if o.dev != "" {
-		under, _ = link.MTU(o.dev)
-	} else if len(o.remotes) > 0 {
-		under, _ = link.RouteMTU(o.remotes[0])
+	switch {
+	case v.Dev != "":
+		under, _ = own.MTU(v.Dev)
+	case len(v.Remotes) > 0:
+		under, _ = own.RouteMTU(v.Remotes[0])
 	}
 	if under <= overhead+68 {
 		under = 1500
