@@ -193,11 +193,13 @@ func New(cfg Config) (ep *Endpoint, err error) {
 	if cfg.Offload {
 		ep.probeOffloads()
 	}
+	joined := map[netip.Addr]bool{} // VNIs may share a group: join once
 	for _, sc := range cfg.Segments {
-		if sc.Group.IsValid() {
+		if sc.Group.IsValid() && !joined[sc.Group] {
 			if err := ep.joinGroup(sc.Group); err != nil {
 				return nil, err
 			}
+			joined[sc.Group] = true
 		}
 	}
 	for _, sc := range cfg.Segments {

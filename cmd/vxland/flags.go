@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -63,6 +64,7 @@ Daemon:
   --config FILE        serve the VNIs a TOML file declares (see docs/config.md)
   --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock)
   --offload=BOOL       TSO/GSO/GRO and checksum hand-over with the kernel (default true)
+  --cpuprofile FILE    write a Go CPU profile to FILE until exit (for 'go tool pprof')
   -h, --help           show this help
 
 Examples:
@@ -75,6 +77,9 @@ Examples:
 Exit status: 0 after SIGINT/SIGTERM, 2 for bad flags or a setup failure, 1 for a
 failure while running. TAPs and control sockets are removed on exit.
 `
+
+// cpuProfile is where --cpuprofile writes, "" for nowhere.
+var cpuProfile string
 
 // parseFlags turns the command line into a validated configuration. It
 // returns nil, nil after printing --help.
@@ -108,6 +113,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		help       = fs.Bool("help", false, "")
 	)
 	fs.BoolVar(help, "h", false, "")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "")
 	fs.Var(check(func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
@@ -154,7 +160,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	if *file != "" {
 		var other []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "config" {
+			if f.Name != "config" && f.Name != "cpuprofile" {
 				other = append(other, "--"+f.Name)
 			}
 		})
@@ -242,17 +248,33 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	cfg := &config.Config{Version: config.Version, VNIs: []config.VNI{v}}
 	cfg.FillDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, &usageError{flagWords(err.Error())}
+		return nil, &usageError{flagWords(err)}
 	}
 	return cfg, nil
 }
 
-// flagWords rewords a configuration error for the command line.
-func flagWords(msg string) string {
-	if i := strings.Index(msg, "): "); i >= 0 && strings.HasPrefix(msg, "vni ") {
-		msg = msg[i+3:]
+// flagWords rewords a configuration error for the command line: the
+// one-VNI model's "vni N (entry 1):" prefixes say nothing there.
+func flagWords(err error) string {
+	var parts []string
+	var walk func(error)
+	walk = func(e error) {
+		var ce *config.Error
+		switch {
+		case errors.As(e, &ce) && ce.Err != nil:
+			parts = append(parts, ce.Err.Error())
+		default:
+			if j, ok := e.(interface{ Unwrap() []error }); ok {
+				for _, x := range j.Unwrap() {
+					walk(x)
+				}
+				return
+			}
+			parts = append(parts, e.Error())
+		}
 	}
-	return msg
+	walk(err)
+	return strings.Join(parts, "; ")
 }
 
 // funcValue adapts a function to flag.Value for repeatable flags.

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -36,12 +37,27 @@ func main() {
 	if cfg == nil { // --help
 		return
 	}
-	os.Exit(run(cfg))
+	os.Exit(run(cfg)) // run returns only after its deferred cleanup
 }
 
 // run starts the daemon and serves until a signal. It returns the exit
 // status.
 func run(cfg *config.Config) int {
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			log.Print(err)
+			return 2
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Print(err)
+			return 2
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	d, err := start(cfg)

@@ -1,0 +1,96 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+const docPath = "../docs/config.md"
+
+// tomlBlocks returns the ```toml blocks of a Markdown file.
+func tomlBlocks(t testing.TB, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	var cur *strings.Builder
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && trimmed == "```toml":
+			cur = new(strings.Builder)
+		case cur != nil && trimmed == "```":
+			blocks = append(blocks, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line)
+		}
+	}
+	if cur != nil {
+		t.Fatalf("%s: unterminated ```toml block", path)
+	}
+	return blocks
+}
+
+// Every TOML block in docs/config.md is a complete, valid configuration.
+func TestDocExamples(t *testing.T) {
+	t.Setenv("VXLAND_RUNDIR", "/run/vxland")
+	blocks := tomlBlocks(t, docPath)
+	if len(blocks) == 0 {
+		t.Fatalf("%s: no ```toml block", docPath)
+	}
+	for i, b := range blocks {
+		if _, err := Parse([]byte(b), docPath); err != nil {
+			t.Errorf("%s: toml block %d:\n%v", docPath, i+1, err)
+		}
+	}
+
+	// The main example is as its text describes it.
+	cfg, err := Parse([]byte(blocks[0]), docPath)
+	if err != nil {
+		t.FailNow()
+	}
+	if len(cfg.VNIs) != 4 {
+		t.Fatalf("example has %d VNIs, want 4", len(cfg.VNIs))
+	}
+	eps := cfg.Endpoints()
+	if len(eps) != 2 || len(eps[0].VNIs) != 3 || eps[0].Dev != "ul0" || eps[0].Port != 4789 ||
+		eps[1].Port != 8472 || !eps[1].V6 {
+		t.Errorf("example endpoints: %+v", eps)
+	}
+	if v := cfg.VNIs[1]; v.NetnsPath() != "/run/netns/blue" || !v.Group.IsMulticast() || v.Learning {
+		t.Errorf("example vni 41: %+v", v)
+	}
+}
+
+// The key table of docs/config.md lists every key, and only those.
+func TestDocKeyTable(t *testing.T) {
+	data, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(data), "## `[[vni]]` keys")
+	if !ok {
+		t.Fatalf("%s: no \"## `[[vni]]` keys\" section", docPath)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if rest, ok := strings.CutPrefix(line, "| `"); ok {
+			key, _, _ := strings.Cut(rest, "`")
+			documented[key] = true
+		}
+	}
+	for _, k := range Keys() {
+		if !documented[k] {
+			t.Errorf("%s: key %q not in the table", docPath, k)
+		}
+		delete(documented, k)
+	}
+	for k := range documented {
+		t.Errorf("%s: table documents %q, which Parse does not know", docPath, k)
+	}
+}

@@ -1,0 +1,516 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/vxland/vxland/encap"
+)
+
+// Load reads the TOML configuration file at path and returns it parsed,
+// with defaults filled in and validated: see Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse parses a TOML configuration (docs/config.md), merges the
+// [defaults] table into every [[vni]] entry, fills in the remaining
+// defaults (FillDefaults) and validates the result (Validate). name is the
+// file name used in messages; it becomes Config.Source.
+//
+// Every problem is reported, one per line: TOML syntax, unknown keys,
+// values of the wrong type or out of range, then (when those are clean)
+// Validate's rules.
+func Parse(data []byte, name string) (*Config, error) {
+	l := &errList{source: name}
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			l.add(fmt.Sprintf("line %d", pe.Position.Line), 0, "", syntaxError{pe})
+		} else {
+			l.add("", 0, "", fmt.Errorf("toml: %s", oneLine(err.Error())))
+		}
+		return nil, l.err()
+	}
+
+	for _, k := range sortedKeys(doc) {
+		if k != "version" && k != "defaults" && k != "vni" {
+			l.add("", 0, k, unknownKey(k, topKeys, " at the top level"))
+		}
+	}
+	raw, ok := doc["version"]
+	if !ok {
+		l.add("", 0, "version", errMissingVersion)
+		return nil, l.err()
+	}
+	if n, isInt := raw.(int64); !isInt {
+		l.addf("", 0, "version", "version: want the integer %d, got %s", Version, describe(raw))
+		return nil, l.err()
+	} else if n != Version {
+		l.add("", 0, "version", unsupportedVersion(n))
+		return nil, l.err()
+	}
+
+	// [defaults] over the built-in defaults.
+	base := NewVNI(0)
+	if raw, ok := doc["defaults"]; ok {
+		tab, isTab := raw.(map[string]any)
+		if !isTab {
+			l.addf("", 0, "defaults", "defaults: want a table ([defaults]), got %s", describe(raw))
+		} else {
+			if _, ok := tab["id"]; ok {
+				l.add("defaults", 0, "id", errors.New("id: cannot have a default; set it in each [[vni]]"))
+			}
+			applyKeys(l, &base, tab, "defaults", 0)
+		}
+	}
+
+	// [[vni]] entries.
+	entries, err := vniEntries(doc["vni"])
+	if err != nil {
+		l.add("", 0, "vni", err)
+	}
+	cfg := &Config{Version: Version, Source: name, VNIs: make([]VNI, 0, len(entries))}
+	for i, tab := range entries {
+		v := base.clone()
+		where := fmt.Sprintf("vni entry %d", i+1)
+		if raw, ok := tab["id"]; !ok {
+			l.add(where, i+1, "id", errors.New("id: missing; every [[vni]] needs one (0-16777215)"))
+		} else if n, isInt := raw.(int64); isInt {
+			where = fmt.Sprintf("vni %d (entry %d)", n, i+1)
+		}
+		applyKeys(l, &v, tab, where, i+1)
+		cfg.VNIs = append(cfg.VNIs, v)
+	}
+	if len(l.errs) > 0 {
+		return nil, l.err()
+	}
+	cfg.FillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// syntaxError is a TOML syntax error without the position, which Error.Where
+// carries.
+type syntaxError struct{ pe toml.ParseError }
+
+func (e syntaxError) Error() string { return "toml: " + oneLine(e.pe.Message) }
+func (e syntaxError) Unwrap() error { return e.pe }
+
+// oneLine escapes the control characters of s (the TOML parser quotes
+// the input it stumbles on, newlines included), keeping messages one line.
+func oneLine(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// vniEntries returns the [[vni]] tables.
+func vniEntries(raw any) ([]map[string]any, error) {
+	switch t := raw.(type) {
+	case nil:
+		return nil, errNoVNIs
+	case []map[string]any:
+		if len(t) == 0 {
+			return nil, errNoVNIs
+		}
+		return t, nil
+	case []any: // vni = [{...}, {...}]
+		out := make([]map[string]any, 0, len(t))
+		for i, e := range t {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("vni: entry %d: want a table, got %s", i+1, describe(e))
+			}
+			out = append(out, m)
+		}
+		if len(out) == 0 {
+			return nil, errNoVNIs
+		}
+		return out, nil
+	case map[string]any:
+		return nil, errors.New("vni: write [[vni]] (an array of tables), not [vni]")
+	}
+	return nil, fmt.Errorf("vni: want [[vni]] tables, got %s", describe(raw))
+}
+
+// A key of a [[vni]] entry (or of [defaults]) and how it sets a VNI. The
+// order is the documentation's.
+type vniKey struct {
+	name string
+	set  func(v *VNI, val any) error
+}
+
+var vniKeys = []vniKey{
+	{"id", func(v *VNI, val any) error {
+		n, err := asInt("id", val)
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > encap.MaxVNI {
+			return fmt.Errorf("id %d: out of range 0-%d", n, encap.MaxVNI)
+		}
+		v.ID = uint32(n)
+		return nil
+	}},
+	{"tap", func(v *VNI, val any) (err error) { v.TAP, err = asString("tap", val); return }},
+	{"netns", func(v *VNI, val any) (err error) { v.Netns, err = asString("netns", val); return }},
+	{"remote", func(v *VNI, val any) error {
+		ss, err := asStrings("remote", val, `["192.0.2.2"]`)
+		if err != nil {
+			return err
+		}
+		v.Remotes = make([]netip.Addr, 0, len(ss))
+		for _, s := range ss {
+			a, err := parseAddr("remote", s)
+			if err != nil {
+				return err
+			}
+			v.Remotes = append(v.Remotes, a)
+		}
+		return nil
+	}},
+	{"group", func(v *VNI, val any) (err error) { v.Group, err = addrKey("group", val); return }},
+	{"local", func(v *VNI, val any) (err error) { v.Local, err = addrKey("local", val); return }},
+	{"dev", func(v *VNI, val any) (err error) { v.Dev, err = asString("dev", val); return }},
+	{"dstport", func(v *VNI, val any) error {
+		n, err := asInt("dstport", val)
+		if err != nil {
+			return err
+		}
+		if n < 1 || n > math.MaxUint16 {
+			return fmt.Errorf("dstport %d: must be 1-65535", n)
+		}
+		v.Port = uint16(n)
+		return nil
+	}},
+	{"srcport", func(v *VNI, val any) error {
+		s, err := asString("srcport", val)
+		if err != nil {
+			return fmt.Errorf(`%w (like "49152-65535")`, err)
+		}
+		lo, hi, ok := strings.Cut(s, "-")
+		a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+		b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+		if !ok || err1 != nil || err2 != nil || a == 0 || b <= a {
+			return fmt.Errorf("srcport %q: %s", s, srcportRule)
+		}
+		v.SrcPortMin, v.SrcPortMax = uint16(a), uint16(b)
+		return nil
+	}},
+	{"ttl", func(v *VNI, val any) error {
+		switch t := val.(type) {
+		case string:
+			if t == "auto" {
+				v.TTL = 0
+				return nil
+			}
+		case int64:
+			if t < 1 || t > 255 {
+				return fmt.Errorf(`ttl %d: must be 1-255, or "auto"`, t)
+			}
+			v.TTL = uint8(t)
+			return nil
+		}
+		return fmt.Errorf(`ttl: want an integer 1-255 or "auto", got %s`, describe(val))
+	}},
+	{"tos", func(v *VNI, val any) error {
+		switch t := val.(type) {
+		case string:
+			if t == "inherit" {
+				v.TOS, v.TOSInherit = 0, true
+				return nil
+			}
+		case int64:
+			if t < 0 || t > 255 {
+				return fmt.Errorf(`tos %d: must be 0-255, or "inherit"`, t)
+			}
+			v.TOS, v.TOSInherit = uint8(t), false
+			return nil
+		}
+		return fmt.Errorf(`tos: want an integer 0-255 or "inherit", got %s`, describe(val))
+	}},
+	{"mtu", func(v *VNI, val any) error {
+		n, err := asInt("mtu", val)
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > math.MaxInt32 {
+			return fmt.Errorf("mtu %d: must be %d-%d, or 0 for automatic", n, MinMTU, MaxMTU)
+		}
+		v.MTU = int(n)
+		return nil
+	}},
+	{"mac", func(v *VNI, val any) error {
+		s, err := asString("mac", val)
+		if err != nil {
+			return err
+		}
+		m, err := net.ParseMAC(s)
+		if err != nil || len(m) != 6 {
+			return fmt.Errorf("mac %q: not an Ethernet address (like 02:00:5e:10:00:01)", s)
+		}
+		v.MAC = m
+		return nil
+	}},
+	{"addr", func(v *VNI, val any) error {
+		ss, err := asStrings("addr", val, `["203.0.113.1/24"]`)
+		if err != nil {
+			return err
+		}
+		v.Addrs = make([]netip.Prefix, 0, len(ss))
+		for _, s := range ss {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				if a, err := netip.ParseAddr(s); err == nil {
+					bits := 24
+					if a.Is6() {
+						bits = 64
+					}
+					return fmt.Errorf("addr %q: no prefix length (like %s/%d)", s, a, bits)
+				}
+				return fmt.Errorf("addr %q: not an address with prefix length (like 203.0.113.1/24)", s)
+			}
+			v.Addrs = append(v.Addrs, p)
+		}
+		return nil
+	}},
+	{"up", func(v *VNI, val any) (err error) { v.Up, err = asBool("up", val); return }},
+	{"master", func(v *VNI, val any) (err error) { v.Master, err = asString("master", val); return }},
+	{"learning", func(v *VNI, val any) (err error) { v.Learning, err = asBool("learning", val); return }},
+	{"ageing", func(v *VNI, val any) error {
+		n, err := asInt("ageing", val)
+		if err != nil {
+			return fmt.Errorf("%w (whole seconds)", err)
+		}
+		if n < 0 {
+			return fmt.Errorf("ageing %d: must be >= 0 seconds (0: never expire)", n)
+		}
+		if n > int64(math.MaxInt64/time.Second) {
+			return fmt.Errorf("ageing %d: too large", n)
+		}
+		v.Ageing = time.Duration(n) * time.Second
+		return nil
+	}},
+	{"maxaddress", func(v *VNI, val any) error {
+		n, err := asInt("maxaddress", val)
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > math.MaxInt32 {
+			return fmt.Errorf("maxaddress %d: must be 0 (no limit) to %d", n, math.MaxInt32)
+		}
+		v.MaxAddress = int(n)
+		return nil
+	}},
+	{"offload", func(v *VNI, val any) (err error) { v.Offload, err = asBool("offload", val); return }},
+	{"control", func(v *VNI, val any) (err error) { v.Control, err = asString("control", val); return }},
+}
+
+// Keys lists the keys of a [[vni]] entry, in the documentation's order.
+// [defaults] takes the same keys but id.
+func Keys() []string {
+	out := make([]string, len(vniKeys))
+	for i, k := range vniKeys {
+		out[i] = k.name
+	}
+	return out
+}
+
+var topKeys = []string{"version", "defaults", "vni"}
+
+// applyKeys sets v from the keys of one table, reporting unknown keys and
+// bad values under where.
+func applyKeys(l *errList, v *VNI, tab map[string]any, where string, entry int) {
+	known := Keys()
+	for _, k := range sortedKeys(tab) {
+		if !slices.Contains(known, k) {
+			l.add(where, entry, k, unknownKey(k, known, ""))
+		}
+	}
+	for _, k := range vniKeys {
+		val, ok := tab[k.name]
+		if !ok || (k.name == "id" && entry == 0) {
+			continue
+		}
+		if err := k.set(v, val); err != nil {
+			l.add(where, entry, k.name, err)
+		}
+	}
+}
+
+// aliases maps likely mistakes to the key meant.
+var aliases = map[string]string{
+	"vni": "id", "vxlan": "vni", "vnis": "vni", "default": "defaults",
+	"remotes": "remote", "peer": "remote", "peers": "remote",
+	"port": "dstport", "dst_port": "dstport", "src_port": "srcport",
+	"aging": "ageing", "max_address": "maxaddress", "address": "addr",
+	"addrs": "addr", "addresses": "addr", "namespace": "netns", "ns": "netns",
+	"name": "tap", "ifname": "tap", "bridge": "master", "lladdr": "mac",
+	"underlay": "dev", "socket": "control",
+}
+
+// unknownKey reports key as unknown, suggesting a known one it resembles.
+func unknownKey(key string, known []string, context string) error {
+	hint := ""
+	if a, ok := aliases[strings.ToLower(key)]; ok && slices.Contains(known, a) {
+		hint = a
+	} else {
+		lower := strings.ToLower(key)
+		best := 3
+		for _, k := range known {
+			if d := distance(lower, k); d < best && d <= len(k)/2 {
+				best, hint = d, k
+			}
+		}
+		for _, k := range known {
+			if hint == "" && len(lower) >= 3 && strings.HasPrefix(k, lower) {
+				hint = k
+			}
+		}
+	}
+	if hint == "" && context != "" && slices.Contains(Keys(), key) {
+		return fmt.Errorf("unknown key %q%s (put it under [defaults] or a [[vni]] entry)", key, context)
+	}
+	if hint != "" {
+		return fmt.Errorf("unknown key %q%s (did you mean %q?)", key, context, hint)
+	}
+	return fmt.Errorf("unknown key %q%s", key, context)
+}
+
+// distance is the Levenshtein distance of two short strings.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// describe names a TOML value's type (and the value, when short) for
+// messages.
+func describe(val any) string {
+	switch t := val.(type) {
+	case string:
+		if len(t) > 40 {
+			return "a string"
+		}
+		return fmt.Sprintf("the string %q", t)
+	case int64:
+		return fmt.Sprintf("the integer %d", t)
+	case float64:
+		return fmt.Sprintf("the float %v", t)
+	case bool:
+		return fmt.Sprintf("%v (a boolean)", t)
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	case time.Time:
+		return "a date/time"
+	}
+	return fmt.Sprintf("a %T", val)
+}
+
+func asString(key string, val any) (string, error) {
+	s, ok := val.(string)
+	if !ok {
+		return "", fmt.Errorf("%s: want a string, got %s", key, describe(val))
+	}
+	return s, nil
+}
+
+func asInt(key string, val any) (int64, error) {
+	n, ok := val.(int64)
+	if !ok {
+		return 0, fmt.Errorf("%s: want an integer, got %s", key, describe(val))
+	}
+	return n, nil
+}
+
+func asBool(key string, val any) (bool, error) {
+	b, ok := val.(bool)
+	if !ok {
+		return false, fmt.Errorf("%s: want true or false, got %s", key, describe(val))
+	}
+	return b, nil
+}
+
+// asStrings takes an array of strings; example shows one in messages.
+func asStrings(key string, val any, example string) ([]string, error) {
+	arr, ok := val.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: want an array of strings like %s, got %s", key, example, describe(val))
+	}
+	out := make([]string, 0, len(arr))
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: element %d: want a string, got %s", key, i+1, describe(e))
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// parseAddr parses an IP address; an IPv4-mapped IPv6 address becomes IPv4.
+func parseAddr(key, s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IP address", key, s)
+	}
+	return a.Unmap(), nil
+}
+
+func addrKey(key string, val any) (netip.Addr, error) {
+	s, err := asString(key, val)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return parseAddr(key, s)
+}
