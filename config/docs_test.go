@@ -94,3 +94,22 @@ func TestDocKeyTable(t *testing.T) {
 		t.Errorf("%s: table documents %q, which Parse does not know", docPath, k)
 	}
 }
+
+// Every TOML block in the README is a valid configuration too.
+func TestReadmeExamples(t *testing.T) {
+	const readme = "../README.md"
+	blocks := tomlBlocks(t, readme)
+	if len(blocks) == 0 {
+		t.Fatalf("%s: no ```toml block", readme)
+	}
+	for i, b := range blocks {
+		cfg, err := Parse([]byte(b), readme)
+		if err != nil {
+			t.Errorf("%s: toml block %d:\n%v", readme, i+1, err)
+			continue
+		}
+		if len(cfg.Endpoints()) != 1 {
+			t.Errorf("%s: toml block %d: VNIs should share one socket: %+v", readme, i+1, cfg.Endpoints())
+		}
+	}
+}
