@@ -67,6 +67,11 @@ func Open(spec string) (*Handle, error) {
 		}
 		return nil, fmt.Errorf("network namespace %s: %w", spec, err)
 	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(ns), &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		ns.Close()
+		return nil, fmt.Errorf("network namespace %s: %s is not a network namespace", spec, path)
+	}
 	nl, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		ns.Close()

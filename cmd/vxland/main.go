@@ -117,11 +117,11 @@ type vniSetup struct {
 
 // start opens every endpoint and TAP, configures the TAPs and opens the
 // control sockets. On error everything opened so far is closed again.
-func start(cfg *config.Config) (d *daemon, err error) {
-	d = &daemon{}
+func start(cfg *config.Config) (_ *daemon, err error) {
+	d := &daemon{}
 	defer func() {
 		if err != nil {
-			d.close()
+			d.close() // d, not the nil the failed return carries
 		}
 	}()
 	own, err := link.Open("")

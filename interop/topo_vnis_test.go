@@ -1,0 +1,160 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// vniSeg is one VNI of TestTopoManyVNIs.
+type vniSeg struct {
+	vni     uint32
+	tap     string // vxland's TAP, in its own namespace ns
+	kdev    string // the kernel peer's device in the shared peer namespace
+	local   string // vxland's overlay address (CIDR)
+	peer    string // the kernel device's overlay address
+	peerNet string // the kernel device's overlay address (CIDR)
+	ns      *testnet.NS
+}
+
+// TestTopoManyVNIs runs three VNIs in one vxland process from a --config
+// file: one UDP socket for all (same local address and port), each VNI's
+// TAP in its own namespace. The peer is one namespace with three kernel
+// vxlan devices on port 4789 with distinct VNIs. Traffic flows per VNI,
+// and a VNI's broadcasts reach no other VNI.
+func TestTopoManyVNIs(t *testing.T) {
+	testnet.RequireRoot(t)
+	h, p := testnet.NewNS(t), testnet.NewNS(t)
+	underlay(t, h, p, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	segs := []*vniSeg{
+		{vni: 100, tap: "vxa", kdev: "vx100", local: "203.0.113.1/28", peer: "203.0.113.2", peerNet: "203.0.113.2/28"},
+		{vni: 200, tap: "vxb", kdev: "vx200", local: "203.0.113.17/28", peer: "203.0.113.18", peerNet: "203.0.113.18/28"},
+		{vni: 300, tap: "vxc", kdev: "vx300", local: "203.0.113.33/28", peer: "203.0.113.34", peerNet: "203.0.113.34/28"},
+	}
+	taps := map[string]*testnet.NS{}
+	var cfg strings.Builder
+	cfg.WriteString("# TestTopoManyVNIs\nversion = 1\n")
+	for _, s := range segs {
+		s.ns = testnet.NewNS(t)
+		taps[s.tap] = s.ns
+		testnet.KernelVXLAN(t, p, testnet.VXLANOpts{Name: s.kdev, VNI: s.vni, Remote: "192.0.2.1",
+			Local: "192.0.2.2", Dev: "ul0", Addr: s.peerNet})
+		fmt.Fprintf(&cfg, "\n[[vni]]\nid = %d\ntap = %q\nnetns = %q\nremote = [\"192.0.2.2\"]\naddr = [%q]\nup = true\n",
+			s.vni, s.tap, s.ns.Name, s.local)
+	}
+	file := filepath.Join(t.TempDir(), "vxland.toml")
+	if err := os.WriteFile(file, []byte(cfg.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startTopo(t, h, taps, "--config", file)
+
+	// One socket on port 4789 serves all three VNIs.
+	if socks := udpSockets(t, h, 4789); len(socks) != 1 {
+		t.Errorf("%d UDP sockets on port 4789, want one shared by the three VNIs:\n%s", len(socks), strings.Join(socks, "\n"))
+	}
+	macs := map[string]string{}
+	for _, s := range segs {
+		if !linkExists(s.ns, s.tap) {
+			t.Fatalf("TAP %s of VNI %d is not in its namespace %s", s.tap, s.vni, s.ns)
+		}
+		if linkExists(h, s.tap) {
+			t.Errorf("TAP %s of VNI %d is in the daemon's namespace too", s.tap, s.vni)
+		}
+		m := macOf(t, s.ns, s.tap)
+		if other, dup := macs[m]; dup {
+			t.Errorf("TAPs %s and %s share the MAC %s", other, s.tap, m)
+		}
+		macs[m] = s.tap
+	}
+
+	for _, s := range segs {
+		s.ns.Ping(t, s.peer, 2)
+		p.Ping(t, stripPrefix(s.local), 2)
+	}
+	testnet.TCPTransfer(t, segs[0].ns, p, segs[0].peer, 2<<20)
+	testnet.TCPTransfer(t, p, segs[2].ns, stripPrefix(segs[2].local), 2<<20)
+
+	// Each VNI's table, through vxlanctl by TAP name, holds its own peer
+	// and none of the others'.
+	kmacs := map[uint32]string{}
+	for _, s := range segs {
+		kmacs[s.vni] = macOf(t, p, s.kdev)
+	}
+	for _, s := range segs {
+		out := d.ctl(t, "fdb", "show", "dev", s.tap)
+		if !hasLine(out, "00:00:00:00:00:00", "dst 192.0.2.2", "permanent") {
+			t.Errorf("fdb show dev %s lacks the remote's flood entry:\n%s", s.tap, out)
+		}
+		for vni, m := range kmacs {
+			has := hasLine(out, m, "dst 192.0.2.2")
+			if vni == s.vni && !has {
+				t.Errorf("fdb show dev %s (VNI %d) lacks its peer %s:\n%s", s.tap, s.vni, m, out)
+			}
+			if vni != s.vni && has {
+				t.Errorf("fdb show dev %s (VNI %d) learned VNI %d's peer %s:\n%s", s.tap, s.vni, vni, m, out)
+			}
+		}
+		if out := d.ctl(t, "stats", "dev", s.tap); !strings.Contains(out, "rx_frames") {
+			t.Errorf("vxlanctl stats dev %s shows no counters:\n%s", s.tap, out)
+		}
+	}
+
+	// Isolation: broadcasts written into VNI 100's TAP leave with VNI 100
+	// only, reach the VNI 100 kernel device, and never show up on the other
+	// TAPs or kernel devices.
+	wire := p.Capture(t, "ul0", "udp dst port 4789")
+	primeCapture(t, wire, func() { segs[0].ns.TryPing(segs[0].peer, 1) }, nil)
+	type watch struct {
+		name string
+		cp   *testnet.Capture
+		want bool
+	}
+	var watches []watch
+	for i, s := range segs {
+		kc := p.Capture(t, s.kdev, "")
+		primeCapture(t, kc, func() { s.ns.TryPing(s.peer, 1) }, anyPacket)
+		watches = append(watches, watch{name: "kernel " + s.kdev, cp: kc, want: i == 0})
+		if i > 0 {
+			tc := s.ns.Capture(t, s.tap, "")
+			primeCapture(t, tc, func() { s.ns.TryPing(s.peer, 1) }, anyPacket)
+			watches = append(watches, watch{name: "TAP " + s.tap, cp: tc})
+		}
+	}
+	marker := []byte("vxland-vni-isolation-marker")
+	const n = 5
+	sendFrames(t, segs[0].ns, segs[0].tap, broadcastFrames([]byte{0x02, 0, 0, 0, 0, 0x42}, marker, n))
+	testnet.Eventually(t, 5*time.Second, func() error {
+		if got := vxlanByVNI(wire.Packets(), marker)[100]; got < n {
+			return fmt.Errorf("captured %d of %d VNI 100 broadcasts on the wire", got, n)
+		}
+		if got := countFrames(watches[0].cp.Packets(), marker); got < n {
+			return fmt.Errorf("kernel vx100 received %d of %d broadcasts", got, n)
+		}
+		return nil
+	})
+	time.Sleep(300 * time.Millisecond) // anything misdirected arrives too
+	byVNI := vxlanByVNI(wire.Stop(), marker)
+	for vni, got := range byVNI {
+		if vni == 100 && got != n {
+			t.Errorf("%d copies of %d VNI 100 broadcasts on the wire, want exactly %d", got, n, n)
+		}
+		if vni != 100 {
+			t.Errorf("%d broadcasts written to VNI 100's TAP left with VNI %d", got, vni)
+		}
+	}
+	for _, w := range watches {
+		got := countFrames(w.cp.Stop(), marker)
+		switch {
+		case w.want && got != n:
+			t.Errorf("%s received %d of %d broadcasts of its VNI", w.name, got, n)
+		case !w.want && got != 0:
+			t.Errorf("%s received %d broadcasts of another VNI", w.name, got)
+		}
+	}
+	d.stopTopo(t)
+}
