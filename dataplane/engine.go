@@ -143,7 +143,7 @@ type segmentCounters struct {
 }
 
 // New opens the sockets and TAP devices of cfg. Nothing forwards until Run.
-func New(cfg Config) (ep *Endpoint, err error) {
+func New(cfg Config) (_ *Endpoint, err error) {
 	if len(cfg.Segments) == 0 {
 		return nil, errors.New("no segment configured")
 	}
@@ -156,10 +156,10 @@ func New(cfg Config) (ep *Endpoint, err error) {
 	if cfg.SrcPortMin > cfg.SrcPortMax || (cfg.SrcPortMin == cfg.SrcPortMax && cfg.SrcPortMin != 0) {
 		return nil, fmt.Errorf("source port range %d-%d is empty", cfg.SrcPortMin, cfg.SrcPortMax)
 	}
-	ep = &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
+	ep := &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			ep.Close()
+			ep.Close() // ep, not the nil the failed return carries
 		}
 	}()
 	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {

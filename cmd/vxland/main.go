@@ -224,7 +224,7 @@ func (d *daemon) finish(s *vniSetup, seg *dataplane.Segment) error {
 		Name: seg.TAPName(), VNI: v.ID, Port: v.Port, FDB: s.table, Stats: seg.Stats,
 	})
 	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
+		return err // already says "control: ..."
 	}
 	d.ctls = append(d.ctls, ctl)
 	go func() {

@@ -1,0 +1,83 @@
+package interop
+
+import (
+	"errors"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// runVxland runs vxland in ns to completion and returns its output and
+// exit status.
+func runVxland(t *testing.T, ns *testnet.NS, rundir string, args ...string) (string, int) {
+	t.Helper()
+	return runIn(ns, append([]string{"env", "VXLAND_RUNDIR=" + rundir, "timeout", "10", vxlandBin}, args...)...)
+}
+
+// runIn runs a command in ns and returns its combined output and exit
+// status (-1 if it could not run).
+func runIn(ns *testnet.NS, args ...string) (string, int) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns.Name}, args...)...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		return string(out) + err.Error(), -1
+	}
+	return string(out), 0
+}
+
+// TestSetupErrors checks that each way vxland can fail to start ends with
+// one clear line, exit status 2, no crash, and nothing left behind.
+func TestSetupErrors(t *testing.T) {
+	testnet.RequireRoot(t)
+	ns := testnet.NewNS(t)
+	dir := t.TempDir()
+	sock := func(name string) string { return filepath.Join(dir, name+".sock") }
+	first := startVxland(t, ns, "vxe1", "--vni", "1")
+	ns.Exec(t, "ip", "link", "add", "vxe4", "type", "veth", "peer", "name", "vxe4p")
+
+	for _, tc := range []struct {
+		name string
+		tap  string
+		args []string
+		want string
+	}{
+		{"port in use", "vxe2", []string{"--vni", "2", "--control", sock("e2")}, "udp port 4789 is already in use"},
+		{"name taken", "vxe4", []string{"--vni", "4", "--dstport", "4791", "--control", sock("e4")}, "exists and is not a TAP"},
+		{"control socket taken", "vxe5", []string{"--vni", "5", "--dstport", "4792", "--control", filepath.Join(first.rundir, "vxe1.sock")}, "another vxland is serving"},
+		{"missing dev", "vxe6", []string{"--vni", "6", "--dstport", "4793", "--dev", "nodev0"}, "nodev0: no such device"},
+		{"missing netns", "vxe7", []string{"--vni", "7", "--dstport", "4794", "--netns", "vxt-absent"}, "vxt-absent does not exist"},
+		{"bad vni", "vxe8", []string{"--vni", "16777216"}, "must be a number from 0 to 16777215"},
+		{"bad remote", "vxe9", []string{"--vni", "9", "--remote", "192.0.2"}, "is not an IP address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, code := runVxland(t, ns, dir, append([]string{"--tap", tc.tap}, tc.args...)...)
+			if code != 2 || !strings.Contains(out, tc.want) || strings.Contains(out, "panic") {
+				t.Fatalf("exit %d, output:\n%s\nwant exit 2 and %q", code, out, tc.want)
+			}
+			if tc.tap != "vxe4" {
+				if _, err := ns.Try("ip", "link", "show", tc.tap); err == nil {
+					t.Errorf("failed start left TAP %s behind", tc.tap)
+				}
+			}
+		})
+	}
+	t.Run("no permission", func(t *testing.T) {
+		if _, err := exec.LookPath("setpriv"); err != nil {
+			t.Skip("setpriv (util-linux) not installed")
+		}
+		out, code := runIn(ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+			vxlandBin, "--vni", "3", "--tap", "vxe3", "--dstport", "4790", "--control", sock("e3"))
+		if code != 2 || !strings.Contains(out, "no permission to open /dev/net/tun") {
+			t.Fatalf("unprivileged start: exit %d, output:\n%s", code, out)
+		}
+	})
+	// The running daemon was not disturbed by any of it.
+	first.ctl(t, "fdb", "add", "02:00:00:00:00:01", "dev", "vxe1", "dst", "192.0.2.9")
+	first.stop(t)
+}
