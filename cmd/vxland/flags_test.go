@@ -1,0 +1,136 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlagsGood(t *testing.T) {
+	t.Setenv("VXLAND_RUNDIR", "/run/vxland")
+	cfg, err := parseFlags([]string{
+		"--vni", "40", "--remote", "192.0.2.2", "--remote", "192.0.2.3", "--dstport", "8472",
+		"--srcport", "49152-49408", "--ttl", "9", "--tos", "inherit", "--learning=false",
+		"--ageing", "0", "--maxaddress", "100", "--tap", "vx40", "--mtu", "1400",
+		"--mac", "02:00:00:00:00:01", "--addr", "203.0.113.1/24", "--up", "--offload=false",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.VNIs) != 1 {
+		t.Fatalf("%d VNIs, want 1", len(cfg.VNIs))
+	}
+	v := cfg.VNIs[0]
+	want := []netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}
+	if v.ID != 40 || len(v.Remotes) != 2 || v.Remotes[0] != want[0] || v.Remotes[1] != want[1] {
+		t.Errorf("vni/remotes: %+v", v)
+	}
+	if v.Port != 8472 || v.SrcPortMin != 49152 || v.SrcPortMax != 49408 || v.TTL != 9 || !v.TOSInherit {
+		t.Errorf("ports/ttl/tos: %+v", v)
+	}
+	if v.Learning || v.Ageing != 0 || v.MaxAddress != 100 || v.Offload || !v.Up || v.MTU != 1400 {
+		t.Errorf("learning/ageing/maxaddress/offload/up/mtu: %+v", v)
+	}
+	if v.TAP != "vx40" || v.MAC.String() != "02:00:00:00:00:01" || len(v.Addrs) != 1 {
+		t.Errorf("tap/mac/addrs: %+v", v)
+	}
+	if v.Control != "/run/vxland/vx40.sock" {
+		t.Errorf("control socket %q, want the TAP's default", v.Control)
+	}
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	cfg, err := parseFlags([]string{"--id", "7"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.VNIs[0]
+	if v.ID != 7 || v.Port != 4789 || !v.Learning || v.Ageing != 300*time.Second || !v.Offload || v.TAP != "vxland0" || v.Up {
+		t.Errorf("defaults: %+v", v)
+	}
+}
+
+func TestParseFlagsBad(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "--vni is required"},
+		{[]string{"--vni", "16777216"}, "must be a number from 0 to 16777215"},
+		{[]string{"--vni", "x"}, "must be a number"},
+		{[]string{"--vni", "1", "--remote", "192.0.2"}, `--remote "192.0.2" is not an IP address`},
+		{[]string{"--vni", "1", "--remote", "239.1.1.1"}, "multicast groups use --group"},
+		{[]string{"--vni", "1", "--group", "192.0.2.1", "--dev", "lo"}, "is not a multicast address"},
+		{[]string{"--vni", "1", "--group", "239.1.1.1", "--remote", "192.0.2.1", "--dev", "lo"}, "remote and group exclude each other"},
+		{[]string{"--vni", "1", "--group", "239.1.1.1"}, "needs dev"},
+		{[]string{"--vni", "1", "--remote", "192.0.2.1", "--local", "2001:db8::1"}, ""},
+		{[]string{"--vni", "1", "--dstport", "0"}, "--dstport 0: must be 1-65535"},
+		{[]string{"--vni", "1", "--srcport", "5000-4000"}, "want MIN-MAX"},
+		{[]string{"--vni", "1", "--ttl", "300"}, "must be 1-255"},
+		{[]string{"--vni", "1", "--tos", "copy"}, "or inherit"},
+		{[]string{"--vni", "1", "--mac", "zz"}, "is not an Ethernet address"},
+		{[]string{"--vni", "1", "--mac", "01:00:00:00:00:01"}, "unicast"},
+		{[]string{"--vni", "1", "--addr", "203.0.113.1"}, "prefix length"},
+		{[]string{"--vni", "1", "--ageing", "-1"}, "must be >= 0"},
+		{[]string{"--vni", "1", "--tap", "this-name-is-too-long"}, ""},
+		{[]string{"--vni", "1", "--mtu", "20"}, ""},
+		{[]string{"--vni", "1", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"--vni", "1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--config", "x.toml", "--vni", "1"}, "--config declares everything; drop --vni"},
+	} {
+		_, err := parseFlags(tc.args, io.Discard)
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%v: got %v, want a usage error", tc.args, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %q, want one line containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestParseFlagsHelp(t *testing.T) {
+	var out strings.Builder
+	cfg, err := parseFlags([]string{"--help"}, &out)
+	if cfg != nil || err != nil || !strings.Contains(out.String(), "--remote IP") {
+		t.Fatalf("--help: cfg %v err %v output %q", cfg, err, out.String())
+	}
+}
+
+func TestParseFlagsConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v.toml")
+	data := "version = 1\n[[vni]]\nid = 5\nremote = [\"192.0.2.5\"]\n[[vni]]\nid = 6\nremote = [\"192.0.2.6\"]\n"
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseFlags([]string{"--config", path}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.VNIs) != 2 || cfg.VNIs[0].TAP != "vx5" || len(cfg.Endpoints()) != 1 {
+		t.Errorf("config file: %+v endpoints %+v", cfg.VNIs, cfg.Endpoints())
+	}
+	os.WriteFile(path, []byte("version = 1\n[[vni]]\nid = 5\nremotes = [\"192.0.2.5\"]\n"), 0o644)
+	if _, err := parseFlags([]string{"--config", path}, io.Discard); err == nil || !strings.Contains(err.Error(), `did you mean "remote"`) {
+		t.Errorf("misspelt key: %v", err)
+	}
+}
+
+func TestStableMAC(t *testing.T) {
+	a, b := stableMAC("vx0", 40), stableMAC("vx0", 40)
+	if a.String() != b.String() {
+		t.Errorf("not stable: %s %s", a, b)
+	}
+	if c := stableMAC("vx0", 41); c.String() == a.String() {
+		t.Errorf("VNI 40 and 41 share %s", a)
+	}
+	if a[0]&1 != 0 || a[0]&2 == 0 {
+		t.Errorf("%s is not a locally administered unicast address", a)
+	}
+}
