@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,40 +49,21 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// daemon is a vxland process running in a test namespace.
+// daemon is a vxland process running in a test namespace; its TAPs may
+// live in other namespaces.
 type daemon struct {
 	ns     *testnet.NS
 	proc   *testnet.Proc
-	tap    string
+	tap    string                 // the first TAP, for stats
+	taps   map[string]*testnet.NS // every TAP and the namespace it is created in
 	rundir string
 }
 
-// startVxland runs vxland in ns with a TAP named tap and waits until its
-// control socket answers. args are the remaining flags.
+// startVxland runs vxland in ns with a TAP named tap in the same namespace
+// and waits until its control socket answers. args are the remaining flags.
 func startVxland(t *testing.T, ns *testnet.NS, tap string, args ...string) *daemon {
 	t.Helper()
-	rundir := t.TempDir()
-	cmd := append([]string{"env", "VXLAND_RUNDIR=" + rundir, vxlandBin, "--tap", tap}, args...)
-	d := &daemon{ns: ns, tap: tap, rundir: rundir}
-	d.proc = ns.Start(t, cmd...)
-	testnet.Eventually(t, 10*time.Second, func() error {
-		if d.proc.Exited() {
-			return testnet.Permanent(fmt.Errorf("vxland exited:\n%s", d.proc.Output()))
-		}
-		if _, err := d.ctlTry("stats", "dev", tap); err != nil {
-			return err
-		}
-		return nil
-	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("vxland %s output:\n%s", tap, d.proc.Output())
-			if out, err := d.ctlTry("stats", "dev", tap); err == nil {
-				t.Logf("vxland %s stats:\n%s", tap, out)
-			}
-		}
-	})
-	return d
+	return startTopo(t, ns, map[string]*testnet.NS{tap: ns}, append([]string{"--tap", tap}, args...)...)
 }
 
 // ctlTry runs vxlanctl against this daemon.
@@ -124,25 +104,6 @@ func (d *daemon) stats(t *testing.T) map[string]uint64 {
 		t.Fatalf("no counters in vxlanctl stats output:\n%s", out)
 	}
 	return m
-}
-
-// stop sends SIGTERM and checks that vxland exits cleanly and removes its
-// TAP and control socket.
-func (d *daemon) stop(t *testing.T) {
-	t.Helper()
-	if err := d.proc.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.proc.Wait(5 * time.Second); err != nil {
-		t.Fatalf("vxland after SIGTERM: %v\n%s", err, d.proc.Output())
-	}
-	if out, err := d.ns.Try("ip", "link", "show", d.tap); err == nil {
-		t.Errorf("TAP %s still exists after exit:\n%s", d.tap, out)
-	}
-	entries, _ := os.ReadDir(d.rundir)
-	for _, e := range entries {
-		t.Errorf("left behind in the run directory: %s", e.Name())
-	}
 }
 
 var etherRE = regexp.MustCompile(`link/ether ([0-9a-f:]{17})`)

@@ -92,7 +92,7 @@ func TestTopoBridge(t *testing.T) {
 			t.Errorf("br0 on host A did not learn container %s's MAC %s on port vxt0:\n%s", c.name, mac, brfdb)
 		}
 	}
-	d.stopTopo(t)
+	d.stop(t)
 	if out := hostA.Exec(t, "ip", "link", "show", "master", "br0"); strings.Contains(out, "vxt0") {
 		t.Errorf("br0 still lists the TAP after vxland exited:\n%s", out)
 	}

@@ -61,5 +61,5 @@ func TestTopoIPv6(t *testing.T) {
 	if out := b.Exec(t, "bridge", "fdb", "show", "dev", kdev); !hasLine(out, tapMAC, "dst 2001:db8:1::1") {
 		t.Errorf("the kernel did not learn vxland's MAC %s at 2001:db8:1::1:\n%s", tapMAC, out)
 	}
-	d.stopTopo(t)
+	d.stop(t)
 }

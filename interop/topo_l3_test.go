@@ -75,5 +75,5 @@ func TestTopoL3Overlay(t *testing.T) {
 	if !hasLine(kout, macA, "dst 192.0.2.1") {
 		t.Errorf("the kernel VTEP lost the static entry for A's VTEP:\n%s", kout)
 	}
-	d.stopTopo(t)
+	d.stop(t)
 }

@@ -197,7 +197,7 @@ func testMulticast(t *testing.T, tc mcastCase) {
 		}
 	}
 
-	d.stopTopo(t)
+	d.stop(t)
 	if out := a.Exec(t, "ip", "maddr", "show", "dev", "ul0"); hasLine(out, tc.maddr) {
 		t.Errorf("ul0 is still a member of %s after vxland exited:\n%s", tc.group, out)
 	}

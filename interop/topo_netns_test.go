@@ -82,7 +82,7 @@ func TestTopoNetns(t *testing.T) {
 		if kmac := macOf(t, b, "vxlan0"); !hasLine(out, kmac, "dst 192.0.2.2") {
 			t.Errorf("vxland did not learn the kernel peer's MAC %s:\n%s", kmac, out)
 		}
-		d.stopTopo(t)
+		d.stop(t)
 	})
 
 	t.Run("proc-path", func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestTopoNetns(t *testing.T) {
 		checkTAPInContainer(t, h, c, "vxp0", "203.0.113.3/24")
 		c.Ping(t, "203.0.113.2", 2)
 		testnet.TCPTransfer(t, b, c, "203.0.113.3", 1<<20)
-		d.stopTopo(t)
+		d.stop(t)
 	})
 
 	t.Run("master-in-netns", func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestTopoNetns(t *testing.T) {
 		}
 		c.Ping(t, "203.0.113.2", 2)
 		testnet.TCPTransfer(t, b, c, "203.0.113.4", 1<<20)
-		d.stopTopo(t)
+		d.stop(t)
 	})
 
 	t.Run("errors", func(t *testing.T) {

@@ -156,5 +156,5 @@ func TestTopoManyVNIs(t *testing.T) {
 			t.Errorf("%s received %d broadcasts of another VNI", w.name, got)
 		}
 	}
-	d.stopTopo(t)
+	d.stop(t)
 }

@@ -22,18 +22,10 @@ import (
 	"github.com/vxland/vxland/internal/testnet"
 )
 
-// topoDaemon is a vxland process whose TAPs may live in other namespaces
-// than the daemon itself.
-type topoDaemon struct {
-	*daemon
-	// taps maps each TAP name to the namespace it is created in.
-	taps map[string]*testnet.NS
-}
-
 // startTopo runs vxland in ns with exactly the given arguments (no --tap
 // is added) and waits until the control socket of every TAP in taps
 // answers. taps maps TAP names to the namespace each TAP should appear in.
-func startTopo(t *testing.T, ns *testnet.NS, taps map[string]*testnet.NS, args ...string) *topoDaemon {
+func startTopo(t *testing.T, ns *testnet.NS, taps map[string]*testnet.NS, args ...string) *daemon {
 	t.Helper()
 	if len(taps) == 0 {
 		t.Fatal("startTopo: no TAP to wait for")
@@ -45,7 +37,7 @@ func startTopo(t *testing.T, ns *testnet.NS, taps map[string]*testnet.NS, args .
 			first = name
 		}
 	}
-	d := &topoDaemon{daemon: &daemon{ns: ns, tap: first, rundir: rundir}, taps: taps}
+	d := &daemon{ns: ns, tap: first, taps: taps, rundir: rundir}
 	cmd := append([]string{"env", "VXLAND_RUNDIR=" + rundir, vxlandBin}, args...)
 	d.proc = ns.Start(t, cmd...)
 	testnet.Eventually(t, 10*time.Second, func() error {
@@ -72,10 +64,10 @@ func startTopo(t *testing.T, ns *testnet.NS, taps map[string]*testnet.NS, args .
 	return d
 }
 
-// stopTopo sends SIGTERM and checks that vxland exits with status 0 and
+// stop sends SIGTERM and checks that vxland exits with status 0 and
 // leaves nothing behind: no TAP in the namespace it was created in (nor in
 // the daemon's), and an empty run directory (no control socket).
-func (d *topoDaemon) stopTopo(t *testing.T) {
+func (d *daemon) stop(t *testing.T) {
 	t.Helper()
 	if err := d.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
