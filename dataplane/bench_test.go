@@ -204,7 +204,7 @@ func checkTx(b *testing.B, s *Segment, want uint64) {
 	if e := s.c.txErrors.Load(); e != 0 {
 		b.Fatalf("%d sendmmsg errors", e)
 	}
-	if got := s.c.txDatagrams.Load(); got != want {
+	if got := s.c.txMessages.Load(); got != want {
 		b.Fatalf("sent %d datagrams, want %d", got, want)
 	}
 }

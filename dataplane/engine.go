@@ -136,8 +136,10 @@ type Segment struct {
 	c        segmentCounters
 }
 
+// segmentCounters are a segment's counters. tx_messages counts send
+// messages: a UDP GSO train of up to 64 wire datagrams is one.
 type segmentCounters struct {
-	txFrames, txBytes, txDatagrams, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
+	txFrames, txBytes, txMessages, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
 	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr                *stats.Counter
 	learned, migrated, learnFull                                          *stats.Counter
 }
@@ -427,7 +429,7 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 	}
 	c := &s.c
 	n := s.counters.New
-	c.txFrames, c.txBytes, c.txDatagrams = n("tx_frames"), n("tx_bytes"), n("tx_datagrams")
+	c.txFrames, c.txBytes, c.txMessages = n("tx_frames"), n("tx_bytes"), n("tx_messages")
 	c.txNoDest, c.txShort, c.txErrors, c.txBadGSO = n("tx_no_destination"), n("tx_short"), n("tx_send_errors"), n("tx_bad_gso")
 	c.rxFrames, c.rxBytes = n("rx_frames"), n("rx_bytes")
 	c.rxBadSource, c.tapWrites, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_writes"), n("rx_tap_write_errors")

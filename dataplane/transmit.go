@@ -164,7 +164,7 @@ func (s *Segment) forward(st *txState, frame []byte) {
 func (s *Segment) flush(st *txState) {
 	for _, sock := range st.touched {
 		sent, err := sock.flush()
-		s.c.txDatagrams.Add(uint64(sent))
+		s.c.txMessages.Add(uint64(sent))
 		if err != nil {
 			s.c.txErrors.Inc()
 		}

@@ -133,7 +133,7 @@ func checkClean(t *testing.T, ds ...*daemon) {
 	}
 }
 
-// logBatching logs how the daemons batched. tx_datagrams counts sendmmsg
+// logBatching logs how the daemons batched. tx_messages counts sendmmsg
 // messages, so a UDP_SEGMENT train counts once: far fewer than tx_frames
 // means UDP GSO carried the traffic. rx_tap_writes counts writes with a
 // virtio-net header: far fewer than rx_frames means the coalescer merged
@@ -142,7 +142,7 @@ func logBatching(t *testing.T, ds ...*daemon) {
 	t.Helper()
 	for _, d := range ds {
 		st := d.stats(t)
-		t.Logf("vxland %s: tx_frames %d tx_datagrams %d; rx_datagrams %d rx_frames %d rx_tap_writes %d",
-			d.tap, st["tx_frames"], st["tx_datagrams"], st["rx_datagrams"], st["rx_frames"], st["rx_tap_writes"])
+		t.Logf("vxland %s: tx_frames %d tx_messages %d; rx_datagrams %d rx_frames %d rx_tap_writes %d",
+			d.tap, st["tx_frames"], st["tx_messages"], st["rx_datagrams"], st["rx_frames"], st["rx_tap_writes"])
 	}
 }
