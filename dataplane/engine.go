@@ -140,8 +140,8 @@ type Segment struct {
 // messages: a UDP GSO train of up to 64 wire datagrams is one.
 type segmentCounters struct {
 	txFrames, txBytes, txMessages, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
-	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr                *stats.Counter
-	learned, migrated, learnFull                                          *stats.Counter
+	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr               *stats.Counter
+	learned, migrated, learnFull                                         *stats.Counter
 }
 
 // New opens the sockets and TAP devices of cfg. Nothing forwards until Run.
