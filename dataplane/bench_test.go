@@ -120,10 +120,11 @@ func fillCounters(set *stats.Set, v any) {
 // benchEndpoint builds an Endpoint the way New does, bound to 127.0.0.1,
 // without segments. With offload it probes UDP GSO and GRO as New does.
 // Close releases its sockets (not the TAPs of its segments).
-func benchEndpoint(b *testing.B, offload bool) *Endpoint {
+func benchEndpoint(b testing.TB, offload bool) *Endpoint {
 	b.Helper()
 	cfg := Config{Local: benchLocal, Port: DefaultPort, Offload: offload, Logf: b.Logf}
 	ep := &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
+	ep.gsoLimit.Store(maxGSOPayload)
 	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
 		ep.rxDrops[r] = ep.counters.New(r.String())
 	}
@@ -156,6 +157,9 @@ func benchEndpoint(b *testing.B, offload bool) *Endpoint {
 func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Segment {
 	sc := SegmentConfig{VNI: benchVNI, MAC: benchOurMAC, Table: table, Learning: true, Offload: offloadOn, MTU: 1450}
 	s := &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	for _, sock := range ep.tx {
+		s.tx = append(s.tx, newSendBatch(sock, defaultBatch))
+	}
 	if offloadOn {
 		s.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: sc.MTU})
 		s.emitFn = s.emit
@@ -174,7 +178,7 @@ func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Seg
 // smallest receive buffer, and returns its port. UDP_GRO lets it take the
 // benchmarks' UDP_SEGMENT trains whole, so the kernel does not split them
 // only to drop the pieces.
-func openSink(b *testing.B) uint16 {
+func openSink(b testing.TB) uint16 {
 	b.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -193,7 +197,7 @@ func openSink(b *testing.B) uint16 {
 }
 
 // sinkDest is a forwarding destination on a sink socket.
-func sinkDest(b *testing.B) fdb.Dest {
+func sinkDest(b testing.TB) fdb.Dest {
 	return fdb.Dest{IP: benchLocal, Port: openSink(b), VNI: benchVNI}
 }
 
@@ -211,14 +215,10 @@ func checkTx(b *testing.B, s *Segment, want uint64) {
 
 // dropQueued empties the send queues the batch filled without sending, as
 // flush does after sending: the no-send benchmarks measure the Go side alone.
-func dropQueued(st *txState) {
-	for _, sock := range st.touched {
-		for i := 0; i < sock.sn; i++ {
-			sock.smsgs[i].Len = 0
-		}
-		sock.sn, sock.sdone = 0, 0
+func dropQueued(s *Segment, st *txState) {
+	for _, b := range s.tx {
+		b.reset()
 	}
-	st.touched = st.touched[:0]
 	st.nhdr = 0
 	st.segOff = 0
 }
@@ -256,7 +256,7 @@ func BenchmarkTransmitFrame(b *testing.B) {
 				if bc.send {
 					s.flush(st)
 				} else {
-					dropQueued(st)
+					dropQueued(s, st)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/frame")

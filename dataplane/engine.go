@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -110,6 +111,10 @@ type Endpoint struct {
 
 	udpGSO bool // transmit sockets take UDP_SEGMENT
 	udpGRO bool // the receive socket coalesces (UDP_GRO)
+	// gsoLimit is the largest segment sent as a UDP_SEGMENT train; it
+	// drops below a size the kernel refused (segment plus outer headers
+	// over the device MTU), and such segments go one by one.
+	gsoLimit atomic.Int64
 
 	counters  stats.Set
 	rxDrops   [encap.NumReasons]*stats.Counter
@@ -119,6 +124,10 @@ type Endpoint struct {
 	closing chan struct{}
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	panicMu     sync.Mutex
+	panicWindow time.Time
+	panicCount  int
 }
 
 // Segment is one VNI's TAP, table and counters.
@@ -128,6 +137,7 @@ type Segment struct {
 	tap   *TAP
 	learn learning.Policy
 
+	tx     []*sendBatch       // one per endpoint transmit socket
 	coal   *offload.Coalescer // nil on the plain path
 	emitFn func(offload.VirtioNetHdr, []byte) error
 	vhdr   [offload.VirtioNetHdrLen]byte
@@ -159,6 +169,7 @@ func New(cfg Config) (_ *Endpoint, err error) {
 		return nil, fmt.Errorf("source port range %d-%d is empty", cfg.SrcPortMin, cfg.SrcPortMax)
 	}
 	ep := &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
+	ep.gsoLimit.Store(maxGSOPayload)
 	defer func() {
 		if err != nil {
 			ep.Close() // ep, not the nil the failed return carries
@@ -420,6 +431,9 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 		return nil, err
 	}
 	s = &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	for _, sock := range ep.tx {
+		s.tx = append(s.tx, newSendBatch(sock, defaultBatch))
+	}
 	if sc.Offload {
 		if !tap.GSO() {
 			ep.cfg.Logf("tap %s: kernel refused TSO offloads (accepted: %s); frames are taken one by one", tap.Name(), tap.Offloads())
@@ -488,9 +502,24 @@ func (ep *Endpoint) Run() error {
 	}
 }
 
-// maxPanics bounds how often a loop is restarted after a panic before the
-// endpoint gives up.
+// maxPanics bounds how many panics a minute the loops may recover from
+// before the endpoint gives up.
 const maxPanics = 100
+
+// lowerGSOLimit records that the kernel refused a UDP_SEGMENT train of
+// segments of size g: larger and equal segments go one by one from now on.
+func (ep *Endpoint) lowerGSOLimit(g int) {
+	for {
+		cur := ep.gsoLimit.Load()
+		if int64(g) > cur {
+			return
+		}
+		if ep.gsoLimit.CompareAndSwap(cur, int64(g-1)) {
+			ep.cfg.Logf("udp: kernel refused a GSO train of %d-byte datagrams (over the underlay MTU?); sending those one by one", g)
+			return
+		}
+	}
+}
 
 // guard runs a forwarding loop and restarts it if it panics: a bug hit by
 // one odd packet must not take the tunnel down. Each panic is logged with
@@ -515,8 +544,16 @@ func (ep *Endpoint) guard(loop func() error) error {
 			return nil
 		default:
 		}
-		if ep.panics.Load() > maxPanics {
-			return fmt.Errorf("giving up after %d internal errors", maxPanics)
+		now := time.Now()
+		ep.panicMu.Lock()
+		if now.Sub(ep.panicWindow) > time.Minute {
+			ep.panicWindow, ep.panicCount = now, 0
+		}
+		ep.panicCount++
+		n := ep.panicCount
+		ep.panicMu.Unlock()
+		if n > maxPanics {
+			return fmt.Errorf("giving up after %d internal errors within a minute", n)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,9 +16,9 @@ import (
 // (or traffic class) and UDP_GRO size in, or TOS, TTL and UDP_SEGMENT out.
 const cmsgSpace = 128
 
-// udpSocket is a UDP socket driven through recvmmsg/sendmmsg on
+// udpSocket is a UDP socket received from through recvmmsg on
 // preallocated message arrays, so a batch costs one system call and no
-// allocation. It is used from one goroutine at a time per direction.
+// allocation (one receiving goroutine). Senders use a sendBatch each.
 type udpSocket struct {
 	fd   int
 	file *os.File // keeps fd in Go's poller
@@ -33,16 +34,39 @@ type udpSocket struct {
 	rn     int   // result of the last recvmmsg
 	rerr   error // error of the last recvmmsg
 	rfn    func(fd uintptr) bool
+}
 
-	// send side
-	smsgs  []unix.Mmsghdr
-	siovs  []unix.Iovec // two per message: VXLAN header, frame
-	snames []unix.RawSockaddrInet6
-	soobs  [][cmsgSpace]byte
-	sn     int // messages queued
-	sdone  int
-	serr   error
-	sfn    func(fd uintptr) bool
+// sendBatch is one goroutine's queue of datagrams for one socket: several
+// transmit loops (one per VNI) share the endpoint's sockets, each with a
+// batch of its own, so no state is shared but the descriptor.
+type sendBatch struct {
+	sock  *udpSocket
+	msgs  []unix.Mmsghdr
+	iovs  []unix.Iovec // two per message: VXLAN header, frame
+	names []unix.RawSockaddrInet6
+	oobs  [][cmsgSpace]byte
+	gso   []int // UDP_SEGMENT size of each message, 0 for one datagram
+	n     int   // messages queued
+	done  int
+	err   error
+	fn    func(fd uintptr) bool
+	// failedGSO is the segment size of the first train the kernel
+	// refused (EINVAL/EMSGSIZE: segment plus headers over the device
+	// MTU) in the last flush, 0 if none.
+	failedGSO int
+}
+
+func newSendBatch(s *udpSocket, size int) *sendBatch {
+	b := &sendBatch{
+		sock:  s,
+		msgs:  make([]unix.Mmsghdr, size),
+		iovs:  make([]unix.Iovec, 2*size),
+		names: make([]unix.RawSockaddrInet6, size),
+		oobs:  make([][cmsgSpace]byte, size),
+		gso:   make([]int, size),
+	}
+	b.fn = b.sendOnce
+	return b
 }
 
 // openUDP opens a UDP socket bound to local:port (local may be the zero
@@ -108,12 +132,7 @@ func openUDP(local netip.Addr, port uint16, v6 bool, batch int) (*udpSocket, err
 	s.riovs = make([]unix.Iovec, batch)
 	s.rnames = make([]unix.RawSockaddrInet6, batch)
 	s.roobs = make([][cmsgSpace]byte, batch)
-	s.smsgs = make([]unix.Mmsghdr, batch)
-	s.siovs = make([]unix.Iovec, 2*batch)
-	s.snames = make([]unix.RawSockaddrInet6, batch)
-	s.soobs = make([][cmsgSpace]byte, batch)
 	s.rfn = s.recvOnce
-	s.sfn = s.sendOnce
 	return s, nil
 }
 
@@ -164,7 +183,7 @@ func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos 
 		s.riovs[i].SetLen(len(bufs[i]))
 		h := &s.rmsgs[i].Hdr
 		h.Iov = &s.riovs[i]
-		h.Iovlen = 1
+		h.SetIovlen(1)
 		h.Name = (*byte)(unsafe.Pointer(&s.rnames[i]))
 		h.Namelen = unix.SizeofSockaddrInet6
 		h.Control = &s.roobs[i][0]
@@ -182,6 +201,9 @@ func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos 
 	got := s.rn
 	for i := 0; i < got; i++ {
 		sizes[i] = int(s.rmsgs[i].Len)
+		if s.rmsgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
+			sizes[i] = -1 // larger than the buffer: the caller drops it
+		}
 		from[i] = sockaddrToAddrPort(&s.rnames[i])
 		tos[i], gso[i] = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
 	}
@@ -250,15 +272,16 @@ func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }
 
 // queue adds one datagram, hdr (if not nil) followed by payload, to the
-// send batch. With gsoSize > 0 the payload is a train of datagrams of
-// gsoSize bytes each (the last may be shorter) that the kernel splits
-// (UDP_SEGMENT). It returns false when the batch is full.
-func (s *udpSocket) queue(hdr, payload []byte, to netip.AddrPort, tos, ttl uint8, gsoSize int) bool {
-	i := s.sn
-	if i >= len(s.smsgs) {
+// batch. With gsoSize > 0 the payload is a train of datagrams of gsoSize
+// bytes each (the last may be shorter) that the kernel splits
+// (UDP_SEGMENT). It returns false when the batch is full or the payload
+// empty.
+func (b *sendBatch) queue(hdr, payload []byte, to netip.AddrPort, tos, ttl uint8, gsoSize int) bool {
+	i := b.n
+	if i >= len(b.msgs) || len(payload) == 0 {
 		return false
 	}
-	iov := s.siovs[2*i : 2*i+2]
+	iov := b.iovs[2*i : 2*i+2]
 	n := 0
 	if hdr != nil {
 		iov[0].Base = &hdr[0]
@@ -268,55 +291,69 @@ func (s *udpSocket) queue(hdr, payload []byte, to netip.AddrPort, tos, ttl uint8
 	iov[n].Base = &payload[0]
 	iov[n].SetLen(len(payload))
 	n++
-	h := &s.smsgs[i].Hdr
+	h := &b.msgs[i].Hdr
 	h.Iov = &iov[0]
-	h.Iovlen = uint64(n)
-	nl := putSockaddr(&s.snames[i], to, s.v6)
-	h.Name = (*byte)(unsafe.Pointer(&s.snames[i]))
+	h.SetIovlen(n)
+	nl := putSockaddr(&b.names[i], to, b.sock.v6)
+	h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
 	h.Namelen = nl
-	cl := putSendCmsgs(s.soobs[i][:], tos, ttl, s.v6)
+	cl := putSendCmsgs(b.oobs[i][:], tos, ttl, b.sock.v6)
 	if gsoSize > 0 {
-		cl += putU16Cmsg(s.soobs[i][cl:], unix.SOL_UDP, unix.UDP_SEGMENT, uint16(gsoSize))
+		cl += putU16Cmsg(b.oobs[i][cl:], unix.SOL_UDP, unix.UDP_SEGMENT, uint16(gsoSize))
 	}
-	h.Control = &s.soobs[i][0]
+	b.gso[i] = gsoSize
+	h.Control = &b.oobs[i][0]
 	h.SetControllen(cl)
-	s.sn++
+	b.n++
 	return true
 }
 
 // pending returns how many datagrams are queued.
-func (s *udpSocket) pending() int { return s.sn }
+func (b *sendBatch) pending() int { return b.n }
+
+// full reports whether another datagram fits.
+func (b *sendBatch) full() bool { return b.n == len(b.msgs) }
 
 // flush sends every queued datagram and empties the batch. It returns how
-// many were sent and the first error; datagrams after a failed one are
-// retried once past it, so one unreachable destination does not hold up
-// the others.
-func (s *udpSocket) flush() (sent int, err error) {
-	for s.sdone < s.sn {
-		s.serr = nil
-		if werr := s.rc.Write(s.sfn); werr != nil {
+// many messages were sent and how many failed; a message the kernel
+// refuses is skipped, so one unreachable destination does not hold up the
+// others.
+func (b *sendBatch) flush() (sent, failed int, err error) {
+	b.failedGSO = 0
+	for b.done < b.n {
+		b.err = nil
+		if werr := b.sock.rc.Write(b.fn); werr != nil {
 			err = werr
+			failed += b.n - b.done
 			break
 		}
-		if s.serr != nil {
+		if b.err != nil {
 			if err == nil {
-				err = s.serr
+				err = b.err
 			}
-			s.sdone++ // skip the datagram the kernel refused
+			if g := b.gso[b.done]; g > 0 && b.failedGSO == 0 &&
+				(errors.Is(b.err, unix.EINVAL) || errors.Is(b.err, unix.EMSGSIZE)) {
+				b.failedGSO = g
+			}
+			failed++
+			b.done++ // skip the datagram the kernel refused
 		}
 	}
-	for i := 0; i < s.sn; i++ {
-		if s.smsgs[i].Len > 0 {
+	for i := 0; i < b.n; i++ {
+		if b.msgs[i].Len > 0 {
 			sent++
 		}
-		s.smsgs[i].Len = 0
+		b.msgs[i].Len = 0
 	}
-	s.sn, s.sdone = 0, 0
-	return sent, err
+	b.n, b.done = 0, 0
+	return sent, failed, err
 }
 
-func (s *udpSocket) sendOnce(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.smsgs[s.sdone])), uintptr(s.sn-s.sdone), 0, 0, 0)
+// reset forgets whatever is queued, unsent.
+func (b *sendBatch) reset() { b.n, b.done = 0, 0 }
+
+func (b *sendBatch) sendOnce(fd uintptr) bool {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.done])), uintptr(b.n-b.done), 0, 0, 0)
 	if e == unix.EAGAIN {
 		return false
 	}
@@ -324,10 +361,10 @@ func (s *udpSocket) sendOnce(fd uintptr) bool {
 		return false
 	}
 	if e != 0 {
-		s.serr = e
+		b.err = e
 		return true
 	}
-	s.sdone += int(r)
+	b.done += int(r)
 	return true
 }
 

@@ -41,6 +41,11 @@ func newRxState() *rxState {
 // into one GSO frame per write where the TAP takes offloads.
 func (ep *Endpoint) receiveLoop() error {
 	st := newRxState()
+	for _, s := range ep.segs {
+		if s.coal != nil {
+			s.coal.Reset() // a restart after a panic leaves the old batch behind
+		}
+	}
 	for {
 		n, err := ep.rx.recv(st.bufs, st.sizes, st.from, st.tos, st.gso)
 		if err != nil {
@@ -53,6 +58,11 @@ func (ep *Endpoint) receiveLoop() error {
 			return err
 		}
 		for i := 0; i < n; i++ {
+			if st.sizes[i] < 0 { // truncated: larger than any buffer
+				ep.rxPackets.Inc()
+				ep.drop(encap.ReasonShort)
+				continue
+			}
 			d := st.bufs[i][:st.sizes[i]]
 			from := st.from[i].Addr()
 			g := st.gso[i]
@@ -74,10 +84,11 @@ func (ep *Endpoint) receiveLoop() error {
 func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
 	ep.rxPackets.Inc()
 	vni, frame, r := encap.Parse(dgram)
-	if r != encap.ReasonOK {
+	if r != encap.ReasonOK && r != encap.ReasonReserved {
 		ep.drop(r)
 		return
 	}
+	// The kernel looks the VNI up before it checks the reserved bits.
 	seg := ep.one
 	if seg == nil || seg.cfg.VNI != vni {
 		seg = ep.byVNI[vni]
@@ -85,6 +96,10 @@ func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
 			ep.drop(encap.ReasonUnknownVNI)
 			return
 		}
+	}
+	if r == encap.ReasonReserved {
+		ep.drop(r)
+		return
 	}
 	seg.receive(frame, from, tos, vni)
 }

@@ -15,9 +15,8 @@ type txState struct {
 	sizes []int
 	// hdrs holds one VXLAN header per queued datagram, so that a frame
 	// replicated to several destinations is never copied.
-	hdrs    [][encap.HeaderLen]byte
-	nhdr    int
-	touched []*udpSocket
+	hdrs [][encap.HeaderLen]byte
+	nhdr int
 
 	// Segmentation of TSO super-frames: segments are written back to back
 	// into seg, each behind its own VXLAN header, so that one UDP_SEGMENT
@@ -64,6 +63,9 @@ const (
 // to their destinations, a batch at a time.
 func (s *Segment) transmitLoop() error {
 	st := newTxState()
+	for _, b := range s.tx {
+		b.reset() // a restart after a panic leaves the old batch behind
+	}
 	vnet := s.tap.VnetHdr()
 	for {
 		n, err := s.tap.Read(st.bufs, st.sizes, 0)
@@ -113,44 +115,49 @@ func completeAt(frame []byte, start, offset int) bool {
 	return true
 }
 
-// forward queues frame for every destination the forwarding table gives:
-// the entry of its destination MAC, else the all-zeros entry (head-end
-// replication of broadcast, multicast and unknown unicast).
+// route is where a frame goes: the destinations of its destination MAC,
+// else of the all-zeros entry (head-end replication of broadcast,
+// multicast and unknown unicast), and the send batch its flow hash picks.
+// It returns nil destinations when there are none.
+func (s *Segment) route(frame []byte) (dests []fdb.Dest, b *sendBatch) {
+	dests = s.cfg.Table.Lookup(fdb.MAC(frame[0:6]))
+	if len(dests) == 0 {
+		dests = s.cfg.Table.Defaults()
+		if len(dests) == 0 {
+			return nil, nil
+		}
+	}
+	hash := encap.FlowHash(frame)
+	return dests, s.tx[encap.SourcePort(hash, 0, uint16(len(s.tx)))]
+}
+
+// usable reports whether d can be sent to from this endpoint.
+func (s *Segment) usable(d *fdb.Dest) bool {
+	return d.IP.IsValid() && !d.IP.IsUnspecified() && d.IP.Is4() != s.ep.cfg.V6
+}
+
+// forward queues frame for every destination route gives, the VXLAN header
+// gathered from a per-datagram slot so that replication never copies.
 func (s *Segment) forward(st *txState, frame []byte) {
 	if len(frame) < encap.EthHeaderLen {
 		s.c.txShort.Inc()
 		return
 	}
-	dst := fdb.MAC(frame[0:6])
-	dests := s.cfg.Table.Lookup(dst)
-	if len(dests) == 0 {
-		dests = s.cfg.Table.Defaults()
-		if len(dests) == 0 {
-			s.c.txNoDest.Inc()
-			return
-		}
-	}
-	ep := s.ep
-	hash := encap.FlowHash(frame)
-	sock := ep.tx[encap.SourcePort(hash, 0, uint16(len(ep.tx)))]
+	dests, b := s.route(frame)
 	tos := encap.OuterTOS(frame, s.cfg.TOS, s.cfg.TOSInherit)
 	queued := false
 	for i := range dests {
 		d := &dests[i]
-		if !d.IP.IsValid() || d.IP.IsUnspecified() || d.IP.Is4() == ep.cfg.V6 {
+		if !s.usable(d) {
 			continue
 		}
-		if st.nhdr == len(st.hdrs) || sock.pending() == len(sock.smsgs) {
+		if st.nhdr == len(st.hdrs) || b.full() {
 			s.flush(st)
 		}
 		h := st.hdrs[st.nhdr][:]
 		st.nhdr++
 		encap.PutHeader(h, d.VNI)
-		if sock.pending() == 0 {
-			st.touched = append(st.touched, sock)
-		}
-		sock.queue(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(d), 0)
-		queued = true
+		queued = b.queue(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(d), 0) || queued
 	}
 	if !queued {
 		s.c.txNoDest.Inc()
@@ -160,16 +167,19 @@ func (s *Segment) forward(st *txState, frame []byte) {
 	s.c.txBytes.Add(uint64(len(frame)))
 }
 
-// flush sends everything queued on the sockets this batch touched.
+// flush sends everything this segment has queued.
 func (s *Segment) flush(st *txState) {
-	for _, sock := range st.touched {
-		sent, err := sock.flush()
+	for _, b := range s.tx {
+		if b.pending() == 0 {
+			continue
+		}
+		sent, failed, _ := b.flush()
 		s.c.txMessages.Add(uint64(sent))
-		if err != nil {
-			s.c.txErrors.Inc()
+		s.c.txErrors.Add(uint64(failed))
+		if g := b.failedGSO; g > 0 {
+			s.ep.lowerGSOLimit(g)
 		}
 	}
-	st.touched = st.touched[:0]
 	st.nhdr = 0
 	st.segOff = 0
 }
@@ -177,10 +187,17 @@ func (s *Segment) flush(st *txState) {
 // forwardGSO segments a TSO super-frame into MSS-sized inner frames, each
 // with its checksum, and queues them as trains of equal-sized VXLAN
 // datagrams, one UDP_SEGMENT send per train and destination. Without UDP
-// GSO every datagram is queued on its own.
+// GSO, or for segments the underlay cannot carry as a train, every
+// datagram is queued on its own (the kernel fragments those, as it does
+// for its own vxlan devices: DF is not set).
 func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) {
 	if len(frame) < encap.EthHeaderLen {
 		s.c.txShort.Inc()
+		return
+	}
+	dests, b := s.route(frame)
+	if dests == nil {
+		s.c.txNoDest.Inc()
 		return
 	}
 	count, segLen, err := offload.Segments(h, frame)
@@ -190,7 +207,7 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 	}
 	stride := encap.HeaderLen + segLen
 	need := count * stride
-	if need > len(st.seg) {
+	if need > len(st.seg) || stride > maxGSOPayload {
 		s.c.txBadGSO.Inc()
 		return
 	}
@@ -212,27 +229,17 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 	total := (n-1)*stride + encap.HeaderLen + st.segSizes[n-1]
 	region = region[:total]
 
-	dests := s.cfg.Table.Lookup(fdb.MAC(frame[0:6]))
-	if len(dests) == 0 {
-		dests = s.cfg.Table.Defaults()
-	}
-	ep := s.ep
 	first := out[0][encap.HeaderLen : encap.HeaderLen+st.segSizes[0]]
-	hash := encap.FlowHash(first)
-	sock := ep.tx[encap.SourcePort(hash, 0, uint16(len(ep.tx)))]
 	tos := encap.OuterTOS(first, s.cfg.TOS, s.cfg.TOSInherit)
-	per := udpMaxSegments
-	if m := maxGSOPayload / stride; m < per {
-		per = m
-	}
-	if !ep.udpGSO {
+	per := min(udpMaxSegments, maxGSOPayload/stride)
+	if !s.ep.udpGSO || stride > int(s.ep.gsoLimit.Load()) {
 		per = 1
 	}
 	queued := false
 	vni := int64(-1)
 	for i := range dests {
 		d := &dests[i]
-		if !d.IP.IsValid() || d.IP.IsUnspecified() || d.IP.Is4() == ep.cfg.V6 {
+		if !s.usable(d) {
 			continue
 		}
 		if int64(d.VNI) != vni {
@@ -248,23 +255,16 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 		to := netip.AddrPortFrom(d.IP, s.destPort(d))
 		ttl := s.ttlFor(d)
 		for c := 0; c < n; c += per {
-			end := (c + per) * stride
-			if end > total {
-				end = total
-			}
-			if sock.pending() == len(sock.smsgs) {
+			end := min((c+per)*stride, total)
+			if b.full() {
 				s.flush(st)
 			}
-			if sock.pending() == 0 {
-				st.touched = append(st.touched, sock)
-			}
 			gso := stride
-			if per == 1 || end-c*stride <= stride {
+			if end-c*stride <= stride {
 				gso = 0 // a single datagram
 			}
-			sock.queue(nil, region[c*stride:end], to, tos, ttl, gso)
+			queued = b.queue(nil, region[c*stride:end], to, tos, ttl, gso) || queued
 		}
-		queued = true
 	}
 	if st.segOff < regionEnd {
 		// A flush above emptied the batch; keep this region reserved for
@@ -272,6 +272,7 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 		st.segOff = regionEnd
 	}
 	if !queued {
+		st.segOff -= need // nothing refers to the region
 		s.c.txNoDest.Inc()
 		return
 	}
