@@ -213,13 +213,11 @@ var vniKeys = []vniKey{
 		if err != nil {
 			return fmt.Errorf(`%w (like "49152-65535")`, err)
 		}
-		lo, hi, ok := strings.Cut(s, "-")
-		a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-		b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-		if !ok || err1 != nil || err2 != nil || a == 0 || b <= a {
+		lo, hi, ok := ParseSrcPort(s)
+		if !ok {
 			return fmt.Errorf("srcport %q: %s", s, srcportRule)
 		}
-		v.SrcPortMin, v.SrcPortMax = uint16(a), uint16(b)
+		v.SrcPortMin, v.SrcPortMax = lo, hi
 		return nil
 	}},
 	{"ttl", func(v *VNI, val any) error {
@@ -513,4 +511,19 @@ func addrKey(key string, val any) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return parseAddr(key, s)
+}
+
+// ParseSrcPort parses a source port range "MIN-MAX" (":" also separates,
+// as some tools write it) with 1 <= MIN < MAX <= 65535.
+func ParseSrcPort(s string) (lo, hi uint16, ok bool) {
+	l, h, ok := strings.Cut(s, "-")
+	if !ok {
+		l, h, ok = strings.Cut(s, ":")
+	}
+	a, err1 := strconv.ParseUint(strings.TrimSpace(l), 10, 16)
+	b, err2 := strconv.ParseUint(strings.TrimSpace(h), 10, 16)
+	if !ok || err1 != nil || err2 != nil || a == 0 || b <= a {
+		return 0, 0, false
+	}
+	return uint16(a), uint16(b), true
 }

@@ -3,7 +3,6 @@ package dataplane
 import (
 	"net/netip"
 
-	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/offload"
@@ -88,7 +87,7 @@ func (s *Segment) transmitLoop() error {
 					s.forwardGSO(st, h, b)
 					continue
 				}
-				if h.Flags&offload.FlagNeedsCsum != 0 && !completeAt(b, int(h.CsumStart), int(h.CsumOffset)) {
+				if h.Flags&offload.FlagNeedsCsum != 0 && !offload.CompleteAt(b, int(h.CsumStart), int(h.CsumOffset)) {
 					s.c.txBadGSO.Inc()
 					continue
 				}
@@ -97,22 +96,6 @@ func (s *Segment) transmitLoop() error {
 		}
 		s.flush(st)
 	}
-}
-
-// completeAt fills in a checksum the sender left partial: the ones'
-// complement sum from start to the end of the frame, stored at
-// start+offset. It reports false when the offsets lie outside the frame.
-func completeAt(frame []byte, start, offset int) bool {
-	if start < 0 || start+offset+2 > len(frame) {
-		return false
-	}
-	c := ^checksum.Fold(checksum.Sum(frame[start:], 0))
-	if c == 0 {
-		c = 0xffff // UDP reserves 0 for "no checksum"; the same value in TCP
-	}
-	frame[start+offset] = byte(c >> 8)
-	frame[start+offset+1] = byte(c)
-	return true
 }
 
 // route is where a frame goes: the destinations of its destination MAC,

@@ -61,6 +61,25 @@ func putCsum(b []byte, s uint64) {
 	binary.BigEndian.PutUint16(b, c)
 }
 
+// CompleteAt completes a checksum its sender left partial (NEEDS_CSUM):
+// the ones' complement sum from start to the end of the frame, seed
+// included, stored at start+offset. It reports false, changing nothing,
+// when the offsets lie outside the frame.
+func CompleteAt(frame []byte, start, offset int) bool {
+	if !csumInFrame(len(frame), start, offset) {
+		return false
+	}
+	at := start + offset
+	putCsum(frame[at:at+2], checksum.Sum(frame[start:], 0))
+	return true
+}
+
+// csumInFrame reports whether a checksum at start+offset, summed from
+// start, lies inside a frame of n bytes.
+func csumInFrame(n, start, offset int) bool {
+	return start >= 0 && offset >= 0 && start < n && start+offset+2 <= n
+}
+
 // ipv4HdrCsum recomputes the IPv4 header checksum of ip[:hl] in place.
 func ipv4HdrCsum(ip []byte, hl int) {
 	ip[10], ip[11] = 0, 0

@@ -196,15 +196,14 @@ func segmentNone(hdr VirtioNetHdr, frame []byte, out [][]byte, sizes []int, offs
 	if need := offset + len(frame); len(out[0]) < need {
 		return 0, fmt.Errorf("%w: output buffer holds %d bytes, frame needs %d (offset %d)", ErrShortBuffer, len(out[0]), need, offset)
 	}
-	start, at := int(hdr.CsumStart), int(hdr.CsumStart)+int(hdr.CsumOffset)
 	needsCsum := hdr.Flags&FlagNeedsCsum != 0
-	if needsCsum && (start >= len(frame) || at+2 > len(frame)) {
+	if needsCsum && !csumInFrame(len(frame), int(hdr.CsumStart), int(hdr.CsumOffset)) {
 		return 0, fmt.Errorf("%w: csum_start %d + csum_offset %d beyond the %d-byte frame", ErrMalformed, hdr.CsumStart, hdr.CsumOffset, len(frame))
 	}
 	dst := out[0][offset : offset+len(frame)]
 	copy(dst, frame)
 	if needsCsum {
-		putCsum(dst[at:at+2], checksum.Sum(dst[start:], 0))
+		CompleteAt(dst, int(hdr.CsumStart), int(hdr.CsumOffset))
 	}
 	sizes[0] = len(frame)
 	return 1, nil

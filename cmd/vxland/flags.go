@@ -84,8 +84,8 @@ var cpuProfile string
 // parseFlags turns the command line into a validated configuration. It
 // returns nil, nil after printing --help.
 func parseFlags(args []string, out io.Writer) (*config.Config, error) {
-	v := config.VNI{Learning: true, Offload: true}
-	var setErr error // a repeatable flag's own, clearer message
+	v := config.NewVNI(0) // ip-link's defaults; the ID comes from --vni
+	var setErr error      // a repeatable flag's own, clearer message
 	check := func(f funcValue) funcValue {
 		return func(s string) error {
 			err := f(s)
@@ -204,16 +204,11 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	}
 	v.Port = uint16(*dstport)
 	if *srcport != "" {
-		lo, hi, ok := strings.Cut(*srcport, "-")
+		lo, hi, ok := config.ParseSrcPort(*srcport)
 		if !ok {
-			lo, hi, ok = strings.Cut(*srcport, ":")
-		}
-		a, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
-		b, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
-		if !ok || err1 != nil || err2 != nil || a == 0 || b <= a {
 			return nil, badf("--srcport %q: want MIN-MAX with 1 <= MIN < MAX <= 65535", *srcport)
 		}
-		v.SrcPortMin, v.SrcPortMax = uint16(a), uint16(b)
+		v.SrcPortMin, v.SrcPortMax = lo, hi
 	}
 	if *ttl != "" && *ttl != "auto" {
 		t, err := strconv.ParseUint(*ttl, 0, 8)
