@@ -201,6 +201,10 @@ func (t *TAP) readMany(fd uintptr) bool {
 		if e == unix.EAGAIN {
 			return t.rn > 0
 		}
+		if e == unix.EBADFD {
+			t.rerr = fmt.Errorf("tap %s was removed (ip link del?): %w", t.name, e)
+			return true
+		}
 		if e != 0 {
 			t.rerr = fmt.Errorf("tap %s: read: %w", t.name, e)
 			return true
