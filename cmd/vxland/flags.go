@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +67,7 @@ Daemon:
   --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock)
   --offload=BOOL       TSO/GSO/GRO and checksum hand-over with the kernel (default true)
   --cpuprofile FILE    write a Go CPU profile to FILE until exit (for 'go tool pprof')
+  --version            print the version and exit
   -h, --help           show this help
 
 Examples:
@@ -77,6 +80,34 @@ Examples:
 Exit status: 0 after SIGINT/SIGTERM, 2 for bad flags or a setup failure, 1 for a
 failure while running. TAPs and control sockets are removed on exit.
 `
+
+// versionString names the build: module version and VCS revision when the
+// binary carries them.
+func versionString() string {
+	v, rev, dirty := "(devel)", "", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					dirty = "-dirty"
+				}
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		return fmt.Sprintf("vxland %s (%s%s) %s", v, rev, dirty, runtime.Version())
+	}
+	return fmt.Sprintf("vxland %s %s", v, runtime.Version())
+}
 
 // cpuProfile is where --cpuprofile writes, "" for nowhere.
 var cpuProfile string
@@ -111,6 +142,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		maxaddress = fs.Int("maxaddress", 0, "")
 		file       = fs.String("config", "", "")
 		help       = fs.Bool("help", false, "")
+		version    = fs.Bool("version", false, "")
 	)
 	fs.BoolVar(help, "h", false, "")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "")
@@ -154,13 +186,17 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		fmt.Fprint(out, usageText)
 		return nil, nil
 	}
+	if *version {
+		fmt.Fprintln(out, versionString())
+		return nil, nil
+	}
 	if fs.NArg() > 0 {
 		return nil, badf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
 	if *file != "" {
 		var other []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "config" && f.Name != "cpuprofile" {
+			if f.Name != "config" && f.Name != "cpuprofile" && f.Name != "version" {
 				other = append(other, "--"+f.Name)
 			}
 		})

@@ -134,3 +134,11 @@ func TestStableMAC(t *testing.T) {
 		t.Errorf("%s is not a locally administered unicast address", a)
 	}
 }
+
+func TestParseFlagsVersion(t *testing.T) {
+	var out strings.Builder
+	cfg, err := parseFlags([]string{"--version"}, &out)
+	if cfg != nil || err != nil || !strings.HasPrefix(out.String(), "vxland ") {
+		t.Fatalf("--version: cfg %v err %v output %q", cfg, err, out.String())
+	}
+}
