@@ -112,6 +112,9 @@ type VNI struct {
 	// TTL of outer packets; 0 means automatic: 64 to unicast and 1 to
 	// multicast destinations.
 	TTL uint8
+	// TTLInherit copies the inner IPv4 TTL or IPv6 hop limit to the outer
+	// header (64 for other frames), as ip-link's "ttl inherit".
+	TTLInherit bool
 	// TOS of outer packets, or the inner DS field when TOSInherit (TOS is
 	// then 0). ECN follows RFC 6040 either way.
 	TOS        uint8

@@ -365,7 +365,7 @@ func TestLoad(t *testing.T) {
 	}
 	writeFile(t, path, "version = 1\n[[vni]]\nid = 7\nttl = 0\n")
 	_, err := Load(path)
-	if err == nil || err.Error() != path+`: vni 7 (entry 1): ttl 0: must be 1-255, or "auto"` {
+	if err == nil || err.Error() != path+`: vni 7 (entry 1): ttl 0: must be 1-255, "auto" or "inherit"` {
 		t.Errorf("Load: %v", err)
 	}
 	writeFile(t, path, "version = 1\n[[vni]]\nid = 7\n")

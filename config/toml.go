@@ -223,18 +223,22 @@ var vniKeys = []vniKey{
 	{"ttl", func(v *VNI, val any) error {
 		switch t := val.(type) {
 		case string:
-			if t == "auto" {
-				v.TTL = 0
+			switch t {
+			case "auto":
+				v.TTL, v.TTLInherit = 0, false
+				return nil
+			case "inherit":
+				v.TTL, v.TTLInherit = 0, true
 				return nil
 			}
 		case int64:
 			if t < 1 || t > 255 {
-				return fmt.Errorf(`ttl %d: must be 1-255, or "auto"`, t)
+				return fmt.Errorf(`ttl %d: must be 1-255, "auto" or "inherit"`, t)
 			}
-			v.TTL = uint8(t)
+			v.TTL, v.TTLInherit = uint8(t), false
 			return nil
 		}
-		return fmt.Errorf(`ttl: want an integer 1-255 or "auto", got %s`, describe(val))
+		return fmt.Errorf(`ttl: want an integer 1-255, "auto" or "inherit", got %s`, describe(val))
 	}},
 	{"tos", func(v *VNI, val any) error {
 		switch t := val.(type) {

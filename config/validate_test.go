@@ -74,7 +74,7 @@ func TestParseErrors(t *testing.T) {
 		{"defaults not a table", v1 + "defaults = 3\n[[vni]]\nid = 1\n", "t.toml: defaults: want a table ([defaults]), got the integer 3", 0, "defaults"},
 		{"unknown key in defaults", v1 + "[defaults]\nfoo = 1\n[[vni]]\nid = 1\n", `t.toml: defaults: unknown key "foo"`, 0, "foo"},
 		{"id in defaults", v1 + "[defaults]\nid = 1\n[[vni]]\nid = 1\n", "t.toml: defaults: id: cannot have a default; set it in each [[vni]]", 0, "id"},
-		{"bad value in defaults", v1 + "[defaults]\nttl = 0\n[[vni]]\nid = 1\n", `t.toml: defaults: ttl 0: must be 1-255, or "auto"`, 0, "ttl"},
+		{"bad value in defaults", v1 + "[defaults]\nttl = 0\n[[vni]]\nid = 1\n", `t.toml: defaults: ttl 0: must be 1-255, "auto" or "inherit"`, 0, "ttl"},
 
 		// Keys and types.
 		{"unknown key", v1 + "[[vni]]\nid = 40\n[[vni]]\nid = 41\nremotes = []\n", `t.toml: vni 41 (entry 2): unknown key "remotes" (did you mean "remote"?)`, 2, "remotes"},
@@ -99,9 +99,9 @@ func TestParseErrors(t *testing.T) {
 		{"srcport too large", v1 + "[[vni]]\nid = 1\nsrcport = \"1-65536\"\n", `t.toml: vni 1 (entry 1): srcport "1-65536": want MIN-MAX`, 1, "srcport"},
 		{"srcport no dash", v1 + "[[vni]]\nid = 1\nsrcport = \"1000\"\n", `t.toml: vni 1 (entry 1): srcport "1000": want MIN-MAX`, 1, "srcport"},
 		{"srcport integer", v1 + "[[vni]]\nid = 1\nsrcport = 1000\n", `t.toml: vni 1 (entry 1): srcport: want a string, got the integer 1000 (like "49152-65535")`, 1, "srcport"},
-		{"ttl 0", v1 + "[[vni]]\nid = 1\nttl = 0\n", `t.toml: vni 1 (entry 1): ttl 0: must be 1-255, or "auto"`, 1, "ttl"},
-		{"ttl 256", v1 + "[[vni]]\nid = 1\nttl = 256\n", `t.toml: vni 1 (entry 1): ttl 256: must be 1-255, or "auto"`, 1, "ttl"},
-		{"ttl inherit", v1 + "[[vni]]\nid = 1\nttl = \"inherit\"\n", `t.toml: vni 1 (entry 1): ttl: want an integer 1-255 or "auto", got the string "inherit"`, 1, "ttl"},
+		{"ttl 0", v1 + "[[vni]]\nid = 1\nttl = 0\n", `t.toml: vni 1 (entry 1): ttl 0: must be 1-255, "auto" or "inherit"`, 1, "ttl"},
+		{"ttl 256", v1 + "[[vni]]\nid = 1\nttl = 256\n", `t.toml: vni 1 (entry 1): ttl 256: must be 1-255, "auto" or "inherit"`, 1, "ttl"},
+		{"ttl word", v1 + "[[vni]]\nid = 1\nttl = \"sometimes\"\n", `t.toml: vni 1 (entry 1): ttl: want an integer 1-255, "auto" or "inherit", got the string "sometimes"`, 1, "ttl"},
 		{"tos 256", v1 + "[[vni]]\nid = 1\ntos = 256\n", `t.toml: vni 1 (entry 1): tos 256: must be 0-255, or "inherit"`, 1, "tos"},
 		{"tos negative", v1 + "[[vni]]\nid = 1\ntos = -1\n", `t.toml: vni 1 (entry 1): tos -1: must be 0-255, or "inherit"`, 1, "tos"},
 		{"tos word", v1 + "[[vni]]\nid = 1\ntos = \"high\"\n", `t.toml: vni 1 (entry 1): tos: want an integer 0-255 or "inherit", got the string "high"`, 1, "tos"},
@@ -242,7 +242,7 @@ mac = "01:00:00:00:00:01"
 		t.Fatal("no error")
 	}
 	// ttl is a type-level problem: reported first, alone.
-	if got, want := err.Error(), `t.toml: vni 41 (entry 2): ttl 0: must be 1-255, or "auto"`; got != want {
+	if got, want := err.Error(), `t.toml: vni 41 (entry 2): ttl 0: must be 1-255, "auto" or "inherit"`; got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	src = strings.Replace(src, "ttl = 0\n", "", 1)
@@ -269,5 +269,18 @@ func TestUnknownKeySuggestions(t *testing.T) {
 	}
 	if err := unknownKey("zzzzzz", Keys(), ""); strings.Contains(err.Error(), "did you mean") {
 		t.Errorf("zzzzzz: %v", err)
+	}
+}
+
+func TestTTLInherit(t *testing.T) {
+	cfg, err := Parse([]byte("version = 1\n[[vni]]\nid = 1\nttl = \"inherit\"\n[[vni]]\nid = 2\nttl = 9\n"), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.VNIs[0]; !v.TTLInherit || v.TTL != 0 {
+		t.Errorf("ttl = \"inherit\": %+v", v)
+	}
+	if v := cfg.VNIs[1]; v.TTLInherit || v.TTL != 9 {
+		t.Errorf("ttl = 9: %+v", v)
 	}
 }

@@ -79,6 +79,9 @@ type SegmentConfig struct {
 	// TTL of outer packets; 0 means 64 for unicast and 1 for multicast
 	// destinations.
 	TTL uint8
+	// TTLInherit copies the inner IPv4 TTL or IPv6 hop limit instead (64
+	// for frames that carry neither).
+	TTLInherit bool
 	// TOS of outer packets, or the inner DS field when TOSInherit. ECN
 	// follows RFC 6040 either way.
 	TOS        uint8

@@ -140,7 +140,7 @@ func (s *Segment) forward(st *txState, frame []byte) {
 		h := st.hdrs[st.nhdr][:]
 		st.nhdr++
 		encap.PutHeader(h, d.VNI)
-		queued = b.queue(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(d), 0) || queued
+		queued = b.queue(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, d), 0) || queued
 	}
 	if !queued {
 		s.c.txNoDest.Inc()
@@ -236,7 +236,7 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 			vni = int64(d.VNI)
 		}
 		to := netip.AddrPortFrom(d.IP, s.destPort(d))
-		ttl := s.ttlFor(d)
+		ttl := s.ttlFor(first, d)
 		for c := 0; c < n; c += per {
 			end := min((c+per)*stride, total)
 			if b.full() {
@@ -271,9 +271,15 @@ func (s *Segment) destPort(d *fdb.Dest) uint16 {
 	return s.ep.port
 }
 
-// ttlFor is the outer TTL towards d: configured, else 64, or 1 for a
-// multicast group.
-func (s *Segment) ttlFor(d *fdb.Dest) uint8 {
+// ttlFor is the outer TTL of frame towards d: inherited from the inner
+// packet, configured, else 64, or 1 for a multicast group.
+func (s *Segment) ttlFor(frame []byte, d *fdb.Dest) uint8 {
+	if s.cfg.TTLInherit {
+		if ttl := encap.InnerTTL(frame); ttl != 0 {
+			return ttl
+		}
+		return 64 // the kernel's ip4_dst_hoplimit for non-IP frames
+	}
 	if s.cfg.TTL != 0 {
 		return s.cfg.TTL
 	}

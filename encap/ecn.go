@@ -101,3 +101,16 @@ func setECN(frame []byte, version, off int, ecn uint8) {
 	frame[off+10] = byte(c >> 8)
 	frame[off+11] = byte(c)
 }
+
+// InnerTTL returns the TTL of an inner IPv4 packet or the hop limit of an
+// inner IPv6 one ("ttl inherit"), looking through VLAN tags; 0 when the
+// frame carries neither.
+func InnerTTL(frame []byte) uint8 {
+	switch version, off := ipHeader(frame); version {
+	case 4:
+		return frame[off+8]
+	case 6:
+		return frame[off+7]
+	}
+	return 0
+}

@@ -218,3 +218,30 @@ func TestDecapECNNonIP(t *testing.T) {
 		}
 	}
 }
+
+func TestInnerTTL(t *testing.T) {
+	v4 := make([]byte, 14+20)
+	v4[12], v4[13], v4[14], v4[14+8] = 0x08, 0x00, 0x45, 33
+	v6 := make([]byte, 14+40)
+	v6[12], v6[13], v6[14], v6[14+7] = 0x86, 0xdd, 0x60, 7
+	tagged := append([]byte{}, v4[:12]...)
+	tagged = append(tagged, 0x81, 0x00, 0, 5)
+	tagged = append(tagged, v4[12:]...)
+	arp := make([]byte, 60)
+	arp[12], arp[13] = 0x08, 0x06
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  uint8
+	}{
+		{"ipv4", v4, 33}, {"ipv6", v6, 7}, {"vlan ipv4", tagged, 33}, {"arp", arp, 0},
+		{"short ipv4", v4[:20], 0}, {"empty", nil, 0},
+	} {
+		if got := InnerTTL(tc.frame); got != tc.want {
+			t.Errorf("%s: InnerTTL = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { InnerTTL(v4) }); n != 0 {
+		t.Errorf("InnerTTL allocates %v times", n)
+	}
+}

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"testing"
@@ -168,5 +169,66 @@ func TestOuterHeaders(t *testing.T) {
 	}
 	if len(distinct) < 2 {
 		t.Errorf("%d inner flows all used outer source port(s) %v: the flow hash does not spread them", flows, distinct)
+	}
+}
+
+// TestTTLInherit checks --ttl inherit on the wire: the outer TTL is the
+// inner packet's, and 64 for a frame that is not IP.
+func TestTTLInherit(t *testing.T) {
+	testnet.RequireRoot(t)
+	a, b := testnet.NewNS(t), testnet.NewNS(t)
+	underlay(t, a, b, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	testnet.KernelVXLAN(t, b, testnet.VXLANOpts{VNI: 40, Remote: "192.0.2.1", Local: "192.0.2.2", Dev: "ul0", Addr: "203.0.113.2/24"})
+	startVxland(t, a, "vxt0", "--vni", "40", "--remote", "192.0.2.2", "--addr", "203.0.113.1/24", "--up", "--ttl", "inherit")
+	a.Ping(t, "203.0.113.2", 1)
+
+	cp := b.Capture(t, "ul0", "udp dst port 4789")
+	primeCapture(t, cp, func() { udpFlows(t, a, "203.0.113.2", 9996, 1, 1, 0) }, nil)
+	err := a.TryDo(func() error {
+		c, err := net.ListenUDP("udp4", nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		rc, _ := c.SyscallConn()
+		var serr error
+		rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, 33) })
+		if serr != nil {
+			return serr
+		}
+		_, err = c.WriteToUDP([]byte("ttl33"), &net.UDPAddr{IP: net.ParseIP("203.0.113.2"), Port: 9995})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := []byte("not-ip-ttl")
+	sendFrames(t, a, "vxt0", [][]byte{append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x42, 0x88, 0xb5}, marker...)})
+
+	var ipTTL, otherTTL uint8
+	testnet.Eventually(t, 5*time.Second, func() error {
+		for _, p := range cp.Packets() {
+			ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+			vx, _ := p.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN)
+			if ip == nil || vx == nil || !ip.SrcIP.Equal(net.ParseIP("192.0.2.1")) {
+				continue // only vxland's datagrams (b's ICMP errors quote the payload)
+			}
+			switch {
+			case bytes.Contains(vx.Payload, []byte("ttl33")):
+				ipTTL = ip.TTL
+			case bytes.Contains(vx.Payload, marker):
+				otherTTL = ip.TTL
+			}
+		}
+		if ipTTL == 0 || otherTTL == 0 {
+			return fmt.Errorf("captured TTLs so far: IP %d, non-IP %d", ipTTL, otherTTL)
+		}
+		return nil
+	})
+	if ipTTL != 33 {
+		t.Errorf("inner TTL 33 left with outer TTL %d", ipTTL)
+	}
+	if otherTTL != 64 {
+		t.Errorf("non-IP frame left with outer TTL %d, want 64", otherTTL)
 	}
 }

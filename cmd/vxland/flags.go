@@ -45,7 +45,7 @@ VXLAN (named after ip-link(8) type vxlan):
   --dev IFACE          underlay device to send through (also sizes the default MTU)
   --dstport PORT       UDP port to send to and listen on (default 4789; 8472 is Linux's legacy)
   --srcport MIN-MAX    outer UDP source port range (default: the local port range)
-  --ttl N              outer TTL, 1-255 (default 64; 1 for multicast destinations)
+  --ttl N|inherit      outer TTL, 1-255, or the inner TTL (default 64; 1 to a multicast group)
   --tos N|inherit      outer TOS, or inherit the inner DS field (default 0); ECN per RFC 6040
   --learning=BOOL      learn remote MACs from received frames (default true)
   --ageing SECONDS     lifetime of learned entries, 0 for never (default 300)
@@ -246,10 +246,14 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		}
 		v.SrcPortMin, v.SrcPortMax = lo, hi
 	}
-	if *ttl != "" && *ttl != "auto" {
+	switch *ttl {
+	case "", "auto":
+	case "inherit":
+		v.TTLInherit = true
+	default:
 		t, err := strconv.ParseUint(*ttl, 0, 8)
 		if err != nil || t == 0 {
-			return nil, badf("--ttl %q: must be 1-255 or auto", *ttl)
+			return nil, badf("--ttl %q: must be 1-255, auto or inherit", *ttl)
 		}
 		v.TTL = uint8(t)
 	}

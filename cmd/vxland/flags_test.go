@@ -72,6 +72,7 @@ func TestParseFlagsBad(t *testing.T) {
 		{[]string{"--vni", "1", "--dstport", "0"}, "--dstport 0: must be 1-65535"},
 		{[]string{"--vni", "1", "--srcport", "5000-4000"}, "want MIN-MAX"},
 		{[]string{"--vni", "1", "--ttl", "300"}, "must be 1-255"},
+		{[]string{"--vni", "1", "--ttl", "always"}, "auto or inherit"},
 		{[]string{"--vni", "1", "--tos", "copy"}, "or inherit"},
 		{[]string{"--vni", "1", "--mac", "zz"}, "is not an Ethernet address"},
 		{[]string{"--vni", "1", "--mac", "01:00:00:00:00:01"}, "unicast"},
@@ -140,5 +141,15 @@ func TestParseFlagsVersion(t *testing.T) {
 	cfg, err := parseFlags([]string{"--version"}, &out)
 	if cfg != nil || err != nil || !strings.HasPrefix(out.String(), "vxland ") {
 		t.Fatalf("--version: cfg %v err %v output %q", cfg, err, out.String())
+	}
+}
+
+func TestParseFlagsTTLInherit(t *testing.T) {
+	cfg, err := parseFlags([]string{"--vni", "1", "--ttl", "inherit"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := cfg.VNIs[0]; !v.TTLInherit || v.TTL != 0 {
+		t.Errorf("--ttl inherit: %+v", v)
 	}
 }

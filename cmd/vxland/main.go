@@ -149,7 +149,7 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 			dc.Offload = dc.Offload && v.Offload
 			dc.Segments = append(dc.Segments, dataplane.SegmentConfig{
 				VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
-				Learning: v.Learning, TTL: v.TTL, TOS: v.TOS, TOSInherit: v.TOSInherit,
+				Learning: v.Learning, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
 				Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
 			})
 		}
