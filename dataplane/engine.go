@@ -400,19 +400,6 @@ func (ep *Endpoint) bindDev(s *udpSocket) error {
 	return nil
 }
 
-// SourcePorts returns the outer UDP source ports in use, one per transmit
-// socket.
-func (ep *Endpoint) SourcePorts() []uint16 {
-	ports := make([]uint16, len(ep.tx))
-	for i, s := range ep.tx {
-		ports[i] = s.port
-	}
-	return ports
-}
-
-// Port returns the UDP port the endpoint receives on.
-func (ep *Endpoint) Port() uint16 { return ep.port }
-
 func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 	if sc.VNI > encap.MaxVNI {
 		return nil, fmt.Errorf("vni %d out of range 0-%d", sc.VNI, encap.MaxVNI)
@@ -459,12 +446,6 @@ func (ep *Endpoint) Segments() []*Segment { return ep.segs }
 
 // TAPName returns the segment's interface name.
 func (s *Segment) TAPName() string { return s.tap.Name() }
-
-// VNI returns the segment's VNI.
-func (s *Segment) VNI() uint32 { return s.cfg.VNI }
-
-// Table returns the segment's forwarding database.
-func (s *Segment) Table() *fdb.Table { return s.cfg.Table }
 
 // Stats returns the segment's counters followed by the endpoint's receive
 // counters (datagrams dropped before their VNI was known).

@@ -121,11 +121,6 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 		return
 	}
 	src := fdb.MAC(frame[6:12])
-	if s.learn.Enabled && !learning.Learnable(src) {
-		// The kernel's vxlan_snoop refuses group and zero sources.
-		s.c.rxBadSource.Inc()
-		return
-	}
 	res, verdict := s.learn.Observe(s.cfg.Table, src, fdb.Dest{IP: from, Port: ep.cfg.Port, VNI: vni})
 	switch res {
 	case fdb.Learned:
@@ -135,8 +130,12 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 	case fdb.Full:
 		s.c.learnFull.Inc()
 	}
-	if verdict == learning.Drop {
+	switch verdict {
+	case learning.Drop:
 		ep.drop(encap.ReasonLearnConflict)
+		return
+	case learning.DropInvalidSource:
+		s.c.rxBadSource.Inc()
 		return
 	}
 	if !encap.DecapECN(frame, tos) {

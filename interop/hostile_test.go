@@ -73,6 +73,7 @@ func TestHostileInput(t *testing.T) {
 	d := startVxland(t, a, "vxt0", "--vni", "40", "--remote", "192.0.2.2", "--addr", "203.0.113.1/24", "--up")
 	own, _ := net.ParseMAC(macOf(t, a, "vxt0"))
 	stranger, _ := net.ParseMAC("02:00:00:00:00:99")
+	group, _ := net.ParseMAC("01:00:5e:00:00:99")
 	marker := []byte("hostile-marker")
 	good := innerUDP(t, own, stranger, 0, marker)
 
@@ -82,15 +83,17 @@ func TestHostileInput(t *testing.T) {
 		func(p gopacket.Packet) bool { return p.Layer(layers.LayerTypeICMPv4) != nil })
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	sendDatagrams(t, b, "192.0.2.1", 0,
-		[]byte{0x08, 0, 0},                                              // shorter than a header
-		cat(vxlanHeader(0x08, 40, 0), good[:10]),                        // inner frame shorter than Ethernet
-		cat(vxlanHeader(0x00, 40, 0), good),                             // I flag clear
-		cat(vxlanHeader(0x0c, 40, 0), good),                             // reserved flag bit
-		cat(vxlanHeader(0x08, 40, 1), good),                             // reserved last byte
-		cat(vxlanHeader(0x08, 41, 0), good),                             // VNI not served
-		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, own, 0, marker)), // our own source MAC
+		[]byte{0x08, 0, 0},                                                // shorter than a header
+		cat(vxlanHeader(0x08, 40, 0), good[:10]),                          // inner frame shorter than Ethernet
+		cat(vxlanHeader(0x00, 40, 0), good),                               // I flag clear
+		cat(vxlanHeader(0x0c, 40, 0), good),                               // reserved flag bit
+		cat(vxlanHeader(0x08, 40, 1), good),                               // reserved last byte
+		cat(vxlanHeader(0x08, 41, 0), good),                               // VNI not served
+		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, own, 0, marker)),   // our own source MAC
+		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, group, 0, marker)), // a group source MAC
 	)
-	want := map[string]uint64{"rx_short": 2, "rx_no_i_flag": 1, "rx_reserved_bits": 2, "rx_unknown_vni": 1, "rx_own_mac": 1}
+	want := map[string]uint64{"rx_short": 2, "rx_no_i_flag": 1, "rx_reserved_bits": 2, "rx_unknown_vni": 1, "rx_own_mac": 1,
+		"rx_invalid_source_mac": 1}
 	testnet.Eventually(t, 3*time.Second, func() error {
 		after := d.stats(t)
 		for k, v := range want {

@@ -3,7 +3,8 @@
 // the outer source IP of a decapsulated frame is recorded for its inner
 // source MAC when that MAC is a valid unicast address, and a frame whose
 // source MAC belongs to a static or permanent entry pointing at another VTEP
-// is dropped.
+// is dropped, as is, while learning, a frame whose source MAC is a group or
+// all-zeros address (the kernel's MAC_INVALID_SOURCE).
 package learning
 
 import (
@@ -35,6 +36,9 @@ const (
 	// Drop the frame: its source MAC is pinned by a static or permanent
 	// entry to another VTEP (fdb.Conflict).
 	Drop
+	// DropInvalidSource drops the frame: learning is on and its source MAC
+	// is a group or all-zeros address.
+	DropInvalidSource
 )
 
 // String returns "deliver" or "drop".
@@ -44,15 +48,18 @@ func (v Verdict) String() string {
 		return "deliver"
 	case Drop:
 		return "drop"
+	case DropInvalidSource:
+		return "drop-invalid-source"
 	}
 	return "Verdict(" + strconv.Itoa(int(v)) + ")"
 }
 
 // Observe learns that a frame with source address src arrived from the
 // VTEP from, and returns what the table did and the verdict for the frame.
-// With learning off, or for a source that is not Learnable, it does nothing
-// and returns (fdb.Skipped, Deliver). Otherwise it calls t.Learn; a Conflict
-// gives Drop, every other result Deliver (a Full table still delivers).
+// With learning off it does nothing and returns (fdb.Skipped, Deliver); a
+// source that is not Learnable gives (fdb.Skipped, DropInvalidSource).
+// Otherwise it calls t.Learn; a Conflict gives Drop, every other result
+// Deliver (a Full table still delivers).
 // It does not allocate unless a new entry is learned or migrated.
 //
 // from should be the destination the kernel would record: the outer source
@@ -60,8 +67,11 @@ func (v Verdict) String() string {
 // destination port (not the packet's UDP source port, which is a flow hash)
 // and the device's default VNI.
 func (p Policy) Observe(t *fdb.Table, src fdb.MAC, from fdb.Dest) (fdb.LearnResult, Verdict) {
-	if !p.Enabled || !Learnable(src) {
+	if !p.Enabled {
 		return fdb.Skipped, Deliver
+	}
+	if !Learnable(src) {
+		return fdb.Skipped, DropInvalidSource
 	}
 	r := t.Learn(src, from)
 	if r == fdb.Conflict {

@@ -36,8 +36,8 @@ func TestGroupAndZeroSourcesNeverLearned(t *testing.T) {
 	tb := fdb.New(fdb.Options{})
 	for _, m := range []fdb.MAC{fdb.Zero, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x01, 0x00, 0x5e, 0x7f, 0x00, 0x01}, {0x33, 0x33, 0xff, 0x00, 0x00, 0x01}} {
 		r, v := on.Observe(tb, m, vtep1)
-		if r != fdb.Skipped || v != learning.Deliver {
-			t.Errorf("Observe(%s) = %v, %v; want skipped, deliver", m, r, v)
+		if r != fdb.Skipped || v != learning.DropInvalidSource {
+			t.Errorf("Observe(%s) = %v, %v; want skipped, drop-invalid-source", m, r, v)
 		}
 	}
 	if tb.Len() != 0 {
