@@ -61,16 +61,26 @@ const (
 	MaxMTU = 65535 - 50
 )
 
-// Config is a daemon's whole configuration: the VNIs it serves.
+// Config is a daemon's whole configuration: the VNIs it serves and the
+// settings of the daemon itself.
 type Config struct {
 	// Version is the format version; Validate accepts only Version.
 	Version int
+	// Daemon holds the process-wide settings (the [daemon] table).
+	Daemon Daemon
 	// VNIs are the segments, in file order. Error messages count them
 	// from 1 ("entry 1").
 	VNIs []VNI
 	// Source names where the configuration came from (the file name given
 	// to Parse or Load); Validate's messages start with it. May be empty.
 	Source string
+}
+
+// Daemon is the process-wide part of a configuration: what is not per VNI.
+type Daemon struct {
+	// Metrics is the host:port to serve Prometheus metrics on at /metrics
+	// ("127.0.0.1:9477", ":9477"); "" serves none.
+	Metrics string
 }
 
 // VNI is one VXLAN segment and the TAP device that serves it. Field names

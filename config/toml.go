@@ -49,7 +49,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	}
 
 	for _, k := range sortedKeys(doc) {
-		if k != "version" && k != "defaults" && k != "vni" {
+		if !slices.Contains(topKeys, k) {
 			l.add("", 0, k, unknownKey(k, topKeys, " at the top level"))
 		}
 	}
@@ -64,6 +64,27 @@ func Parse(data []byte, name string) (*Config, error) {
 	} else if n != Version {
 		l.add("", 0, "version", unsupportedVersion(n))
 		return nil, l.err()
+	}
+
+	// [daemon]: process-wide settings.
+	var daemon Daemon
+	if raw, ok := doc["daemon"]; ok {
+		tab, isTab := raw.(map[string]any)
+		if !isTab {
+			l.addf("", 0, "daemon", "daemon: want a table ([daemon]), got %s", describe(raw))
+		} else {
+			for _, k := range sortedKeys(tab) {
+				switch k {
+				case "metrics":
+					var err error
+					if daemon.Metrics, err = asString("metrics", tab[k]); err != nil {
+						l.add("daemon", 0, k, err)
+					}
+				default:
+					l.add("daemon", 0, k, unknownKey(k, daemonKeys, " in [daemon]"))
+				}
+			}
+		}
 	}
 
 	// [defaults] over the built-in defaults.
@@ -85,7 +106,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	if err != nil {
 		l.add("", 0, "vni", err)
 	}
-	cfg := &Config{Version: Version, Source: name, VNIs: make([]VNI, 0, len(entries))}
+	cfg := &Config{Version: Version, Daemon: daemon, Source: name, VNIs: make([]VNI, 0, len(entries))}
 	for i, tab := range entries {
 		v := base.clone()
 		where := fmt.Sprintf("vni entry %d", i+1)
@@ -343,7 +364,10 @@ func Keys() []string {
 	return out
 }
 
-var topKeys = []string{"version", "defaults", "vni"}
+var topKeys = []string{"version", "daemon", "defaults", "vni"}
+
+// daemonKeys are the keys of the [daemon] table.
+var daemonKeys = []string{"metrics"}
 
 // applyKeys sets v from the keys of one table, reporting unknown keys and
 // bad values under where.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -94,6 +95,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.VNIs) == 0 {
 		l.add("", 0, "vni", errNoVNIs)
+	}
+	if m := c.Daemon.Metrics; m != "" {
+		if _, port, err := net.SplitHostPort(m); err != nil || port == "" {
+			l.addf("daemon", 0, "metrics", "metrics %q: want host:port, like 127.0.0.1:9477 or :9477", m)
+		}
 	}
 	ok := make([]bool, len(c.VNIs))
 	for i := range c.VNIs {

@@ -65,6 +65,7 @@ Interface:
 Daemon:
   --config FILE        serve the VNIs a TOML file declares (see docs/config.md)
   --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock)
+  --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics (host:port; default off)
   --offload=BOOL       TSO/GSO/GRO and checksum hand-over with the kernel (default true)
   --cpuprofile FILE    write a Go CPU profile to FILE until exit (for 'go tool pprof')
   --version            print the version and exit
@@ -141,6 +142,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		ageing     = fs.Int("ageing", 300, "")
 		maxaddress = fs.Int("maxaddress", 0, "")
 		file       = fs.String("config", "", "")
+		metrics    = fs.String("metrics", "", "")
 		help       = fs.Bool("help", false, "")
 		version    = fs.Bool("version", false, "")
 	)
@@ -196,7 +198,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	if *file != "" {
 		var other []string
 		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "config" && f.Name != "cpuprofile" && f.Name != "version" {
+			if f.Name != "config" && f.Name != "cpuprofile" && f.Name != "version" && f.Name != "metrics" {
 				other = append(other, "--"+f.Name)
 			}
 		})
@@ -206,6 +208,12 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		cfg, err := config.Load(*file)
 		if err != nil {
 			return nil, &usageError{err.Error()}
+		}
+		if *metrics != "" { // the command line overrides [daemon] metrics
+			cfg.Daemon.Metrics = *metrics
+			if err := cfg.Validate(); err != nil {
+				return nil, &usageError{flagWords(err)}
+			}
 		}
 		return cfg, nil
 	}
@@ -280,7 +288,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	}
 	v.Ageing = time.Duration(*ageing) * time.Second
 	v.MaxAddress = *maxaddress
-	cfg := &config.Config{Version: config.Version, VNIs: []config.VNI{v}}
+	cfg := &config.Config{Version: config.Version, Daemon: config.Daemon{Metrics: *metrics}, VNIs: []config.VNI{v}}
 	cfg.FillDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, &usageError{flagWords(err)}
