@@ -65,6 +65,13 @@ func run(cfg *config.Config) int {
 		log.Print(err)
 		return 2
 	}
+	stopMetrics, err := serveMetrics(cfg.Daemon.Metrics, d)
+	if err != nil {
+		log.Print(err)
+		d.close()
+		return 2
+	}
+	defer stopMetrics()
 	done := make(chan error, len(d.eps))
 	for _, ep := range d.eps {
 		go func() { done <- ep.Run() }()
