@@ -60,18 +60,18 @@ func run(cfg *config.Config) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ms, err := listenMetrics(cfg.Daemon.Metrics) // before start: a taken address creates no TAP
+	if err != nil {
+		log.Print(err)
+		return 2
+	}
+	defer ms.close()
 	d, err := start(cfg)
 	if err != nil {
 		log.Print(err)
 		return 2
 	}
-	stopMetrics, err := serveMetrics(cfg.Daemon.Metrics, d)
-	if err != nil {
-		log.Print(err)
-		d.close()
-		return 2
-	}
-	defer stopMetrics()
+	ms.serve(d)
 	done := make(chan error, len(d.eps))
 	for _, ep := range d.eps {
 		go func() { done <- ep.Run() }()

@@ -6,24 +6,47 @@ import (
 	"github.com/vxland/vxland/metrics"
 )
 
-// serveMetrics serves the daemon's metrics on addr (--metrics, [daemon]
-// metrics) and returns the function that stops it; with addr "" it serves
-// nothing. An unusable address is a setup error.
-func serveMetrics(addr string, d *daemon) (stop func(), err error) {
+// metricsServer serves the daemon's metrics (--metrics, [daemon] metrics).
+// A nil *metricsServer serves nothing; its methods do nothing.
+type metricsServer struct {
+	srv *metrics.Server
+	src *daemonSource
+}
+
+// listenMetrics binds addr, so that an unusable address is a setup error
+// found before anything else is opened; "" returns nil. Nothing is
+// answered before serve.
+func listenMetrics(addr string) (*metricsServer, error) {
 	if addr == "" {
-		return func() {}, nil
+		return nil, nil
 	}
-	srv, err := metrics.Listen(addr, metrics.NewRegistry(daemonSource{d}), log.Printf)
+	src := &daemonSource{}
+	srv, err := metrics.Listen(addr, metrics.NewRegistry(src), log.Printf)
 	if err != nil {
 		return nil, err
 	}
+	return &metricsServer{srv: srv, src: src}, nil
+}
+
+// serve starts answering scrapes with d's counters.
+func (m *metricsServer) serve(d *daemon) {
+	if m == nil {
+		return
+	}
+	m.src.d = d // before Serve: no scrape reads it earlier
 	go func() {
-		if err := srv.Serve(); err != nil {
+		if err := m.srv.Serve(); err != nil {
 			log.Printf("metrics: %v", err)
 		}
 	}()
-	log.Printf("metrics on http://%s%s", srv.Addr(), metrics.Path)
-	return func() { srv.Close() }, nil
+	log.Printf("metrics on http://%s%s", m.srv.Addr(), metrics.Path)
+}
+
+// close stops the server and closes its connections.
+func (m *metricsServer) close() {
+	if m != nil {
+		m.srv.Close()
+	}
 }
 
 // daemonSource is the daemon as the metrics collector sees it. It walks
@@ -33,7 +56,7 @@ func serveMetrics(addr string, d *daemon) (stop func(), err error) {
 type daemonSource struct{ d *daemon }
 
 // Devices returns one Device per segment of every endpoint.
-func (s daemonSource) Devices() []metrics.Device {
+func (s *daemonSource) Devices() []metrics.Device {
 	var out []metrics.Device
 	for _, ep := range s.d.eps {
 		for _, seg := range ep.Segments() {
@@ -46,7 +69,7 @@ func (s daemonSource) Devices() []metrics.Device {
 }
 
 // Endpoints returns one Endpoint per underlay socket.
-func (s daemonSource) Endpoints() []metrics.Endpoint {
+func (s *daemonSource) Endpoints() []metrics.Endpoint {
 	out := make([]metrics.Endpoint, 0, len(s.d.eps))
 	for _, ep := range s.d.eps {
 		local := ep.Local()
