@@ -91,24 +91,48 @@ func TestSegmentsShareSockets(t *testing.T) {
 	}
 }
 
-// TestForwardGSOOversizedSegment offers a super-frame whose segments would
-// not fit a UDP datagram: it is counted and dropped, never a panic.
+// TestForwardGSOOversizedSegment offers super-frames whose segments would
+// not fit a UDP datagram once encapsulated: they are counted under tx_bad_gso
+// and nothing is sent, never a panic. The largest segment that does fit goes
+// out as one datagram.
 func TestForwardGSOOversizedSegment(t *testing.T) {
-	ep := benchEndpoint(t, true)
-	table := fdb.New(fdb.Options{})
-	table.Append(fdb.Zero, sinkDest(t), fdb.Permanent)
-	s := benchSegment(ep, table, nil, true)
-	frame := tcp4Frame(benchPeerMAC, benchOurMAC, 65400, 1, true)
-	h := offload.VirtioNetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4,
-		GSOSize: 65420, CsumStart: 34, CsumOffset: 16}
-	st := newTxState()
-	s.forwardGSO(st, h, frame)
-	s.flush(st)
-	if s.c.txBadGSO.Load()+s.c.txMessages.Load() == 0 {
-		t.Error("the frame was neither sent nor counted as refused")
-	}
-	if !bytes.Equal(frame[:6], benchPeerMAC[:]) {
-		t.Error("the input frame was modified")
+	for _, tc := range []struct {
+		name              string
+		payload, gsoSize  int
+		wantSent, wantBad uint64
+	}{
+		// 54 bytes of headers + 65460 = a 65514-byte segment, 65522 with the
+		// VXLAN header: more than maxGSOPayload.
+		{"one segment too large", 65460, 65460, 0, 1},
+		// Two segments, the first 54 + 65420 bytes: still too large.
+		{"first of two too large", 65460, 65420, 0, 1},
+		// 54 + 65400 + 8 = 65462 bytes of UDP payload: fits.
+		{"largest that fits", 65400, 65420, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ep := benchEndpoint(t, true)
+			table := fdb.New(fdb.Options{})
+			table.Append(fdb.Zero, sinkDest(t), fdb.Permanent)
+			s := benchSegment(ep, table, nil, true)
+			frame := tcp4Frame(benchPeerMAC, benchOurMAC, tc.payload, 1, true)
+			h := offload.VirtioNetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4,
+				GSOSize: uint16(tc.gsoSize), CsumStart: 34, CsumOffset: 16}
+			st := newTxState()
+			s.forwardGSO(st, h, frame)
+			s.flush(st)
+			if got := s.c.txBadGSO.Load(); got != tc.wantBad {
+				t.Errorf("tx_bad_gso %d, want %d", got, tc.wantBad)
+			}
+			if got := s.c.txMessages.Load(); got != tc.wantSent {
+				t.Errorf("tx_messages %d, want %d", got, tc.wantSent)
+			}
+			if e, nd := s.c.txErrors.Load(), s.c.txNoDest.Load(); e != 0 || nd != 0 {
+				t.Errorf("tx_send_errors %d, tx_no_destination %d, want 0", e, nd)
+			}
+			if !bytes.Equal(frame[:6], benchPeerMAC[:]) {
+				t.Error("the input frame was modified")
+			}
+		})
 	}
 }
 

@@ -60,7 +60,7 @@ func TestSetupErrors(t *testing.T) {
 	}
 	t.Run("no permission", func(t *testing.T) {
 		if _, err := exec.LookPath("setpriv"); err != nil {
-			t.Skip("setpriv (util-linux) not installed")
+			testnet.SkipOrFail(t, "setpriv (util-linux) not installed")
 		}
 		out, code := runIn(ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
 			vxlandBin, "--vni", "3", "--tap", "vxe3", "--dstport", "4790", "--control", sock("e3"))

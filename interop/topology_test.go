@@ -157,28 +157,28 @@ func linkExists(ns *testnet.NS, ifname string) bool {
 	return err == nil
 }
 
-// requireBridge skips the test when the kernel cannot create Linux bridges
+// requireBridge skips (testnet.SkipOrFail) the test when the kernel cannot create Linux bridges
 // (no bridge driver); it leaves no device behind.
 func requireBridge(t *testing.T, ns *testnet.NS) {
 	t.Helper()
 	out, err := ns.Try("ip", "link", "add", "brprobe0", "type", "bridge")
 	if err != nil {
 		if strings.Contains(err.Error(), "Unknown device type") || strings.Contains(err.Error(), "not supported") {
-			t.Skipf("the kernel has no Linux bridge driver (CONFIG_BRIDGE): %v", err)
+			testnet.SkipOrFail(t, "the kernel has no Linux bridge driver (CONFIG_BRIDGE): %v", err)
 		}
 		t.Fatalf("probe for bridge support: %v\n%s", err, out)
 	}
 	ns.Exec(t, "ip", "link", "del", "brprobe0")
 }
 
-// requireIPv6 skips the test when the kernel has IPv6 disabled.
+// requireIPv6 skips (testnet.SkipOrFail) the test when the kernel has IPv6 disabled.
 func requireIPv6(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
-		t.Skipf("the kernel has no IPv6 (no /proc/sys/net/ipv6): %v", err)
+		testnet.SkipOrFail(t, "the kernel has no IPv6 (no /proc/sys/net/ipv6): %v", err)
 	}
 	if b, err := os.ReadFile("/proc/sys/net/ipv6/conf/all/disable_ipv6"); err == nil && strings.TrimSpace(string(b)) == "1" {
-		t.Skip("IPv6 is disabled on this machine (net.ipv6.conf.all.disable_ipv6=1)")
+		testnet.SkipOrFail(t, "IPv6 is disabled on this machine (net.ipv6.conf.all.disable_ipv6=1)")
 	}
 }
 

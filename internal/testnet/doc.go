@@ -17,7 +17,9 @@
 // Exec or Start are not inspected: pass only such addresses to them too.
 //
 // The helpers need root. NewNS (and RequireRoot) skip the test with a clear message
-// when the test is not run as root or when iproute2's ip is missing. Functions taking
+// when the test is not run as root or when iproute2's ip is missing; with
+// VXLAND_REQUIRE_INTEROP=1 in the environment they fail it instead (SkipOrFail), so
+// that CI cannot pass without running them. Functions taking
 // a testing.TB must be called from the test's goroutine, like t.Fatal itself.
 //
 // Typical use:

@@ -22,26 +22,28 @@ import (
 const cmdTimeout = 2 * time.Minute
 
 // RequireRoot skips the test unless it runs as root with iproute2's ip installed,
-// which every helper here needs. NewNS calls it, so tests that build a namespace
-// skip on their own; call it first to skip before other setup.
+// which every helper here needs (it fails it instead under RequireInteropEnv; see
+// SkipOrFail). NewNS calls it, so tests that build a namespace skip on their own;
+// call it first to skip before other setup.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("integration test needs root (network namespaces): run as root, e.g. sudo go test ./...")
+		SkipOrFail(t, "integration test needs root (network namespaces): run as root, e.g. sudo go test ./...")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("integration test needs the ip command: install iproute2 (apt-get install iproute2)")
+		SkipOrFail(t, "integration test needs the ip command: install iproute2 (apt-get install iproute2)")
 	}
 	if err := claimOwner(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// requireTool skips the test when an external program is missing.
+// requireTool skips (or, under RequireInteropEnv, fails) the test when an
+// external program is missing.
 func requireTool(t testing.TB, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("integration test needs %s: install %s (apt-get install %s)", name, pkg, pkg)
+		SkipOrFail(t, "integration test needs %s: install %s (apt-get install %s)", name, pkg, pkg)
 	}
 }
 

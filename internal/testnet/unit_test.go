@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,33 @@ func TestParseLinkStats(t *testing.T) {
 	want := LinkStats{RxBytes: 3, RxPackets: 2, RxErrors: 1, RxDropped: 4, TxBytes: 5, TxPackets: 6, TxDropped: 7, MTU: 65536, OperState: "UNKNOWN"}
 	if err != nil || s != want {
 		t.Fatalf("parseLinkStats = %+v, %v; want %+v", s, err, want)
+	}
+}
+
+// recordTB records whether Skip or Fatal ended the test.
+type recordTB struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (r *recordTB) Helper()                   {}
+func (r *recordTB) Skip(args ...any)          { r.skipped = fmt.Sprint(args...) }
+func (r *recordTB) Fatalf(f string, a ...any) { r.failed = fmt.Sprintf(f, a...) }
+
+func TestSkipOrFail(t *testing.T) {
+	for _, tc := range []struct {
+		env        string
+		wantFailed bool
+	}{{"", false}, {"0", false}, {"1", true}, {"yes", true}} {
+		t.Setenv(RequireInteropEnv, tc.env)
+		var r recordTB
+		SkipOrFail(&r, "needs %s", "tcpdump")
+		if tc.wantFailed {
+			if r.failed == "" || r.skipped != "" || !strings.Contains(r.failed, "needs tcpdump") || !strings.Contains(r.failed, RequireInteropEnv) {
+				t.Errorf("%s=%q: skipped %q failed %q, want a failure naming the reason and the variable", RequireInteropEnv, tc.env, r.skipped, r.failed)
+			}
+		} else if r.skipped != "needs tcpdump" || r.failed != "" {
+			t.Errorf("%s=%q: skipped %q failed %q, want a skip", RequireInteropEnv, tc.env, r.skipped, r.failed)
+		}
 	}
 }
