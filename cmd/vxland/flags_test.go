@@ -124,15 +124,33 @@ func TestParseFlagsConfigFile(t *testing.T) {
 }
 
 func TestStableMAC(t *testing.T) {
-	a, b := stableMAC("vx0", 40), stableMAC("vx0", 40)
+	base := macIdentity{Machine: "0123", TAP: "vx0", VNI: 40}
+	a, b := stableMAC(base), stableMAC(base)
 	if a.String() != b.String() {
 		t.Errorf("not stable: %s %s", a, b)
 	}
-	if c := stableMAC("vx0", 41); c.String() == a.String() {
-		t.Errorf("VNI 40 and 41 share %s", a)
-	}
 	if a[0]&1 != 0 || a[0]&2 == 0 {
 		t.Errorf("%s is not a locally administered unicast address", a)
+	}
+	// Each field tells two daemons of one host apart.
+	for name, change := range map[string]func(*macIdentity){
+		"vni":       func(m *macIdentity) { m.VNI = 41 },
+		"tap":       func(m *macIdentity) { m.TAP = "vx1" },
+		"machine":   func(m *macIdentity) { m.Machine = "4567" },
+		"netns":     func(m *macIdentity) { m.Netns = "h1" },
+		"tap netns": func(m *macIdentity) { m.TAPNetns = "blue" },
+		"local":     func(m *macIdentity) { m.Local = "192.0.2.1" },
+	} {
+		other := base
+		change(&other)
+		if c := stableMAC(other); c.String() == a.String() {
+			t.Errorf("a different %s gives the same %s", name, a)
+		}
+	}
+	h1, h2 := base, base
+	h1.Netns, h2.Netns = "h1", "h2"
+	if stableMAC(h1).String() == stableMAC(h2).String() {
+		t.Error("daemons in namespaces h1 and h2 share a MAC")
 	}
 }
 

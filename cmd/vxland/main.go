@@ -4,7 +4,6 @@
 package main
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"log"
 	"net"
@@ -209,7 +208,7 @@ func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, e
 	}
 	s.mac = v.MAC
 	if s.mac == nil {
-		s.mac = stableMAC(v.TAP, v.ID)
+		s.mac = stableMAC(hostMACIdentity(v))
 	}
 	return s, nil
 }
@@ -278,19 +277,4 @@ func defaultMTU(v *config.VNI, own *link.Handle, v6 bool) int {
 		under = 1500
 	}
 	return under - overhead
-}
-
-// stableMAC derives a locally administered unicast address from the
-// machine identity, the TAP name and the VNI, so that a restarted daemon
-// keeps its address and peers' ARP and FDB entries stay valid.
-func stableMAC(tap string, vni uint32) net.HardwareAddr {
-	id, err := os.ReadFile("/etc/machine-id")
-	if err != nil {
-		host, _ := os.Hostname()
-		id = []byte(host)
-	}
-	sum := sha256.Sum256([]byte(fmt.Sprintf("vxland\x00%s\x00%s\x00%d", strings.TrimSpace(string(id)), tap, vni)))
-	m := net.HardwareAddr(sum[:6])
-	m[0] = m[0]&0xfe | 0x02 // unicast, locally administered
-	return m
 }
