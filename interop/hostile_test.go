@@ -136,7 +136,10 @@ func TestECNDecap(t *testing.T) {
 		t.Fatal("the ECT(0) packet never reached the TAP")
 	}
 	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	if ip == nil || ip.TOS&3 != 3 {
+	if ip == nil {
+		t.Fatalf("the packet on the TAP is not IPv4: %v", p)
+	}
+	if ip.TOS&3 != 3 {
 		t.Errorf("inner packet after outer CE: TOS %#x, want CE (ECN bits 11)", ip.TOS)
 	}
 	// The IPv4 header checksum must still be valid after the rewrite.

@@ -36,7 +36,8 @@ func TestVXLANDToVXLAND(t *testing.T) {
 			transfer(t, a, b, "203.0.113.2", largeTransfer, da, db)
 			transfer(t, b, a, "203.0.113.1", largeTransfer, db, da)
 			checkClean(t, da, db)
-			logBatching(t, da, db)
+			checkBatching(t, da, tc.a, true)
+			checkBatching(t, db, tc.b, true)
 		})
 	}
 }
@@ -61,7 +62,7 @@ func TestLargeTransferKernel(t *testing.T) {
 			transfer(t, a, b, "203.0.113.2", largeTransfer, d)
 			transfer(t, b, a, "203.0.113.1", largeTransfer, d)
 			checkClean(t, d)
-			logBatching(t, d)
+			checkBatching(t, d, offload, false)
 		})
 	}
 }
@@ -133,16 +134,34 @@ func checkClean(t *testing.T, ds ...*daemon) {
 	}
 }
 
-// logBatching logs how the daemons batched. tx_messages counts sendmmsg
-// messages, so a UDP_SEGMENT train counts once: far fewer than tx_frames
-// means UDP GSO carried the traffic. rx_tap_writes counts writes with a
-// virtio-net header: far fewer than rx_frames means the coalescer merged
-// segments (0 without offloads, where every frame is a plain write).
-func logBatching(t *testing.T, ds ...*daemon) {
+// checkBatching asserts that a daemon batched as its offload setting says.
+// tx_messages counts send messages, so a UDP_SEGMENT train counts once:
+// far fewer than tx_frames means UDP GSO carried the bulk traffic.
+// rx_tap_writes counts writes with a virtio-net header: far fewer than
+// rx_frames means the coalescer merged segments. Without offloads every
+// frame is its own message and a plain write (rx_tap_writes stays 0).
+// coalesce says whether the receive side is expected to merge: frames
+// from a kernel peer arrive already segmented to the TAP's size, one TCP
+// segment per GRO train, so only vxland peers are checked for it.
+func checkBatching(t *testing.T, d *daemon, offload, coalesce bool) {
 	t.Helper()
-	for _, d := range ds {
-		st := d.stats(t)
-		t.Logf("vxland %s: tx_frames %d tx_messages %d; rx_datagrams %d rx_frames %d rx_tap_writes %d",
-			d.tap, st["tx_frames"], st["tx_messages"], st["rx_datagrams"], st["rx_frames"], st["rx_tap_writes"])
+	st := d.stats(t)
+	t.Logf("vxland %s: tx_frames %d tx_messages %d; rx_datagrams %d rx_frames %d rx_tap_writes %d",
+		d.tap, st["tx_frames"], st["tx_messages"], st["rx_datagrams"], st["rx_frames"], st["rx_tap_writes"])
+	if st["tx_frames"] == 0 || st["rx_frames"] == 0 {
+		t.Fatalf("vxland %s moved no frames", d.tap)
+	}
+	if !offload {
+		if st["tx_messages"] != st["tx_frames"] || st["rx_tap_writes"] != 0 {
+			t.Errorf("vxland %s with --offload=false batched: tx_messages %d of %d frames, rx_tap_writes %d",
+				d.tap, st["tx_messages"], st["tx_frames"], st["rx_tap_writes"])
+		}
+		return
+	}
+	if st["tx_messages"]*2 >= st["tx_frames"] {
+		t.Errorf("vxland %s: UDP GSO did not engage: tx_messages %d for %d frames", d.tap, st["tx_messages"], st["tx_frames"])
+	}
+	if coalesce && st["rx_tap_writes"]*2 >= st["rx_frames"] {
+		t.Errorf("vxland %s: the coalescer did not engage: rx_tap_writes %d for %d frames", d.tap, st["rx_tap_writes"], st["rx_frames"])
 	}
 }
