@@ -245,6 +245,9 @@ type EndpointKey struct {
 	// VNI here (Validate makes them agree); both zero means the kernel's
 	// local port range.
 	SrcPortMin, SrcPortMax uint16
+	// Offload is the offload setting of every VNI here (Validate makes
+	// them agree).
+	Offload bool
 	// VNIs are indices into Config.VNIs, in increasing order.
 	VNIs []int
 }
@@ -282,6 +285,7 @@ func (c *Config) Endpoints() []EndpointKey {
 				V6:         id.v6,
 				SrcPortMin: v.SrcPortMin,
 				SrcPortMax: v.SrcPortMax,
+				Offload:    v.Offload,
 			})
 		}
 		out[j].VNIs = append(out[j].VNIs, i)

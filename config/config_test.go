@@ -207,7 +207,7 @@ remote = ["192.0.2.2"]
 id = 41
 remote = ["192.0.2.3"]
 `,
-			want: []EndpointKey{{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, VNIs: []int{0, 1}}},
+			want: []EndpointKey{{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, Offload: true, VNIs: []int{0, 1}}},
 		},
 		{
 			name: "different port: two endpoints",
@@ -224,8 +224,8 @@ srcport = "1000-2000"
 id = 42
 `,
 			want: []EndpointKey{
-				{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, VNIs: []int{0, 2}},
-				{Local: netip.MustParseAddr("192.0.2.1"), Port: 8472, SrcPortMin: 1000, SrcPortMax: 2000, VNIs: []int{1}},
+				{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, Offload: true, VNIs: []int{0, 2}},
+				{Local: netip.MustParseAddr("192.0.2.1"), Port: 8472, SrcPortMin: 1000, SrcPortMax: 2000, Offload: true, VNIs: []int{1}},
 			},
 		},
 		{
@@ -244,8 +244,8 @@ local = "::"
 id = 4
 `,
 			want: []EndpointKey{
-				{Port: 4789, V6: true, VNIs: []int{0, 2}},
-				{Port: 4789, VNIs: []int{1, 3}},
+				{Port: 4789, V6: true, Offload: true, VNIs: []int{0, 2}},
+				{Port: 4789, Offload: true, VNIs: []int{1, 3}},
 			},
 		},
 		{
@@ -266,8 +266,8 @@ dev = "b"
 tap = "vx1b"
 `,
 			want: []EndpointKey{
-				{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, Dev: "a", VNIs: []int{0}},
-				{Local: netip.MustParseAddr("192.0.2.5"), Port: 4789, Dev: "b", VNIs: []int{1, 2}},
+				{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, Dev: "a", Offload: true, VNIs: []int{0}},
+				{Local: netip.MustParseAddr("192.0.2.5"), Port: 4789, Dev: "b", Offload: true, VNIs: []int{1, 2}},
 			},
 		},
 		{
@@ -283,7 +283,7 @@ remote = ["192.0.2.2"]
 id = 41
 group = "239.1.1.1"
 `,
-			want: []EndpointKey{{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, Dev: "ul0", VNIs: []int{0, 1}}},
+			want: []EndpointKey{{Local: netip.MustParseAddr("192.0.2.1"), Port: 4789, Dev: "ul0", Offload: true, VNIs: []int{0, 1}}},
 		},
 	}
 	for _, tt := range tests {

@@ -384,6 +384,10 @@ func (c *Config) checkShared(l *errList, ok []bool) {
 			l.addf(where, entry, "srcport", "srcport %s differs from srcport %s of %s, which shares its socket (same local, dstport and dev)",
 				srcportString(v), srcportString(f), other(j))
 		}
+		if f := &c.VNIs[j]; f.Offload != v.Offload {
+			l.addf(where, entry, "offload", "offload = %v differs from offload = %v of %s, which shares its socket (same local, dstport and dev): UDP GSO/GRO are per socket, so set it alike",
+				v.Offload, f.Offload, other(j))
+		}
 	}
 	c.checkSockets(l, endpoints, wildcard, order)
 }

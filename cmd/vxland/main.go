@@ -142,7 +142,7 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 		dc := dataplane.Config{
 			Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
 			SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
-			Offload: true, Logf: log.Printf,
+			Offload: key.Offload, Logf: log.Printf,
 		}
 		var setups []*vniSetup
 		for _, i := range key.VNIs {
@@ -152,7 +152,6 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 				return nil, err
 			}
 			setups = append(setups, s)
-			dc.Offload = dc.Offload && v.Offload
 			dc.Segments = append(dc.Segments, dataplane.SegmentConfig{
 				VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
 				Learning: v.Learning, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
