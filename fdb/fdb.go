@@ -45,9 +45,6 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 )
 
-// DefaultAgeing is the ageing time used when Options.Ageing is zero (the
-// kernel's default `ageing 300`).
-const DefaultAgeing = 300 * time.Second
 
 // maxVNI is the largest 24-bit VXLAN network identifier.
 const maxVNI = 1<<24 - 1
@@ -150,8 +147,9 @@ type Entry struct {
 
 // Options configures a Table.
 type Options struct {
-	// Ageing is how long a dynamic entry lives without being refreshed:
-	// 0 means DefaultAgeing (300 s), a negative value means never.
+	// Ageing is how long a dynamic entry lives without being refreshed;
+	// 0 (or less) means never, as ip-link's `ageing 0`. The daemon's
+	// default, 300 s, is config.DefaultAgeing.
 	Ageing time.Duration
 	// MaxAddress caps the number of entries, all of them counted (static,
 	// permanent, dynamic, and the all-zeros entry), as the kernel's
@@ -202,9 +200,6 @@ func New(o Options) *Table {
 	}
 	if t.clock == nil {
 		t.clock = time.Now
-	}
-	if t.ageing == 0 {
-		t.ageing = DefaultAgeing
 	}
 	// Write a refreshed timestamp at most once a second, and often enough
 	// for very short ageing times to still work.
@@ -443,7 +438,7 @@ func (t *Table) Entries() []Entry {
 func (t *Table) Tick() {
 	now := int64(t.clock().Sub(t.base))
 	t.now.Store(now)
-	if t.ageing < 0 {
+	if t.ageing <= 0 {
 		return
 	}
 	for i := range t.shards {

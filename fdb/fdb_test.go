@@ -180,7 +180,7 @@ func TestIPv4MappedFolded(t *testing.T) {
 
 func TestAgeing(t *testing.T) {
 	const ageing = 300 * time.Second
-	for _, opt := range []time.Duration{0, ageing} { // 0 means the 300 s default
+	for _, opt := range []time.Duration{ageing} {
 		t.Run(fmt.Sprint(opt), func(t *testing.T) {
 			clk := newFakeClock()
 			tb := fdb.New(fdb.Options{Ageing: opt, Now: clk.Now})
@@ -246,13 +246,17 @@ func TestStaticAndPermanentNeverAge(t *testing.T) {
 	}
 }
 
-func TestNegativeAgeingNeverExpires(t *testing.T) {
-	clk := newFakeClock()
-	tb := fdb.New(fdb.Options{Ageing: -1, Now: clk.Now})
-	tb.Learn(macA, d1)
-	clk.Advance(1000 * time.Hour)
-	tb.Tick()
-	mustLookup(t, tb, macA, d1)
+// TestZeroAgeingNeverExpires: ageing 0 means never, as ip-link's, and so
+// does a negative value.
+func TestZeroAgeingNeverExpires(t *testing.T) {
+	for _, ageing := range []time.Duration{0, -1} {
+		clk := newFakeClock()
+		tb := fdb.New(fdb.Options{Ageing: ageing, Now: clk.Now})
+		tb.Learn(macA, d1)
+		clk.Advance(1000 * time.Hour)
+		tb.Tick()
+		mustLookup(t, tb, macA, d1)
+	}
 }
 
 func TestMaxAddress(t *testing.T) {

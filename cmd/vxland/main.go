@@ -175,11 +175,7 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 // prepare builds a VNI's forwarding table and works out its namespace,
 // MTU and MAC address.
 func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, error) {
-	ageing := v.Ageing
-	if ageing == 0 {
-		ageing = -1 // ip-link: ageing 0 means entries never expire
-	}
-	s := &vniSetup{v: v, table: fdb.New(fdb.Options{Ageing: ageing, MaxAddress: v.MaxAddress})}
+	s := &vniSetup{v: v, table: fdb.New(fdb.Options{Ageing: v.Ageing, MaxAddress: v.MaxAddress})}
 	flood := v.Remotes
 	if v.Group.IsValid() {
 		flood = []netip.Addr{v.Group}
