@@ -276,3 +276,15 @@ func (c *Client) Devices() ([]DeviceInfo, error) {
 	}
 	return out, nil
 }
+
+// Reload asks the daemon to re-read its configuration file and apply the
+// changes, as SIGHUP does, and returns its summary of what changed. A
+// refused or partly applied reload is an *Error (code CodeRefused or
+// CodePartial) whose message lists the problems, one per line.
+func (c *Client) Reload() (string, error) {
+	rep, err := c.do(request{Op: OpReload})
+	if err != nil {
+		return "", err
+	}
+	return rep.Summary, nil
+}

@@ -32,6 +32,9 @@ const (
 	OpFDBShow    = "fdb.show"
 	OpStats      = "stats"
 	OpDevs       = "devs"
+	// OpReload asks the daemon to re-read its configuration file; the
+	// reply's summary says what changed.
+	OpReload = "reload"
 )
 
 // Error codes, the "code" of a refused request.
@@ -45,6 +48,8 @@ const (
 	CodeFull     = "full"      // the table is at maxaddress (fdb.ErrFull)
 	CodeFailed   = "failed"    // the forwarding database refused for another reason
 	CodeInternal = "internal"  // the daemon failed (a handler panicked)
+	CodeRefused  = "refused"   // reload: nothing was changed (invalid file, or not reloadable)
+	CodePartial  = "partial"   // reload: applied in part; the message says what failed
 )
 
 // State names on the wire and in `fdb show` output.
@@ -74,6 +79,8 @@ type reply struct {
 	Code  string       `json:"code,omitempty"`
 	Error string       `json:"error,omitempty"`
 	Devs  []wireDevice `json:"devs,omitempty"`
+	// Summary is a reload's account of what changed, one line per change.
+	Summary string `json:"summary,omitempty"`
 }
 
 // wireDevice is one device in a fdb.show, stats or devs reply.

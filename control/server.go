@@ -68,6 +68,12 @@ type Server struct {
 	// Logger receives reports of handler panics and accept errors; nil
 	// means slog.Default(). Set it before calling Serve.
 	Logger *slog.Logger
+	// Reload, when set, answers the reload request: it re-reads the
+	// daemon's configuration and returns a summary of what changed, or an
+	// error (one problem per line). A *ReloadError says how much was
+	// applied. Set it before calling Serve. It may call Detach on this
+	// server.
+	Reload func() (string, error)
 
 	path   string
 	ln     *net.UnixListener
@@ -304,6 +310,61 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
+// Detach stops the server as Close does, except that it neither closes
+// the connections nor waits for them: each is closed once it has answered
+// the request it is handling. A handler (such as Reload) may detach its own
+// server. After Detach, Close does nothing.
+func (s *Server) Detach() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.done)
+		s.mu.Unlock()
+		lnErr := s.ln.Close()
+		if errors.Is(lnErr, net.ErrClosed) {
+			lnErr = nil
+		}
+		if err := errors.Join(lnErr, s.removeSocket()); err != nil {
+			s.closeErr = fmt.Errorf("control: close %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// ReloadError is a reload that the daemon refused (nothing changed) or
+// applied only in part (Partial).
+type ReloadError struct {
+	// Partial is set when some changes were applied before one failed.
+	Partial bool
+	// Err lists the problems.
+	Err error
+}
+
+// Error returns the problems, one per line.
+func (e *ReloadError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ReloadError) Unwrap() error { return e.Err }
+
+// reload executes the reload request through the Reload hook.
+func (s *Server) reload(req *request) reply {
+	if req.Dev != "" || req.MAC != "" || req.Dst != "" || req.Port != 0 || req.VNI != nil || req.State != "" {
+		return failure(CodeInvalid, req.Op+" takes no arguments")
+	}
+	if s.Reload == nil {
+		return failure(CodeInvalid, "this daemon does not reload its configuration")
+	}
+	sum, err := s.Reload()
+	if err != nil {
+		var re *ReloadError
+		if errors.As(err, &re) && re.Partial {
+			return failure(CodePartial, err.Error())
+		}
+		return failure(CodeRefused, err.Error())
+	}
+	return reply{OK: true, Summary: sum}
+}
+
 // removeSocket removes the socket file if it is still the one Listen made.
 func (s *Server) removeSocket() error {
 	fi, err := os.Lstat(s.path)
@@ -374,8 +435,8 @@ func (s *Server) serveConn(c net.Conn) {
 		if err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)) {
 			return // EOF, idle or stalled past the deadline, or closed
 		}
-		if werr := s.writeReply(c, s.handleLine(line)); werr != nil || err != nil {
-			return
+		if werr := s.writeReply(c, s.handleLine(line)); werr != nil || err != nil || s.isClosed() {
+			return // after Detach, a connection ends with its answer
 		}
 	}
 }
@@ -468,11 +529,13 @@ func (s *Server) dispatch(req *request) reply {
 		return s.fdbModify(req)
 	case OpFDBShow, OpStats, OpDevs:
 		return s.query(req)
+	case OpReload:
+		return s.reload(req)
 	case "":
 		return failure(CodeInvalid, `request lacks "op"`)
 	default:
-		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s, %s, %s, %s, %s, %s or %s)",
-			req.Op, OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs))
+		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s, %s, %s, %s, %s, %s, %s or %s)",
+			req.Op, OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs, OpReload))
 	}
 }
 

@@ -30,7 +30,6 @@ import (
 	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
-	"github.com/vxland/vxland/learning"
 	"github.com/vxland/vxland/offload"
 	"github.com/vxland/vxland/stats"
 )
@@ -123,7 +122,8 @@ func fillCounters(set *stats.Set, v any) {
 func benchEndpoint(b testing.TB, offload bool) *Endpoint {
 	b.Helper()
 	cfg := Config{Local: benchLocal, Port: DefaultPort, Offload: offload, Logf: b.Logf}
-	ep := &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
+	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1)}
+	ep.tab.Store(newSegTable(nil))
 	ep.gsoLimit.Store(maxGSOPayload)
 	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
 		ep.rxDrops[r] = ep.counters.New(r.String())
@@ -156,7 +156,8 @@ func benchEndpoint(b testing.TB, offload bool) *Endpoint {
 // opens.
 func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Segment {
 	sc := SegmentConfig{VNI: benchVNI, MAC: benchOurMAC, Table: table, Learning: true, Offload: offloadOn, MTU: 1450}
-	s := &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	s := &Segment{cfg: sc, ep: ep, tap: tap}
+	s.tune.Store(newTuning(tuningOf(&sc)))
 	for _, sock := range ep.tx {
 		s.tx = append(s.tx, newSendBatch(sock, defaultBatch))
 	}
@@ -165,12 +166,7 @@ func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Seg
 		s.emitFn = s.emit
 	}
 	fillCounters(&s.counters, &s.c)
-	ep.segs = append(ep.segs, s)
-	ep.byVNI[sc.VNI] = s
-	ep.one = nil
-	if len(ep.segs) == 1 {
-		ep.one = s
-	}
+	ep.tab.Store(newSegTable(append(ep.Segments(), s)))
 	return s
 }
 

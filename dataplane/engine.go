@@ -102,15 +102,24 @@ type SegmentConfig struct {
 	InNetns func(func() error) error
 }
 
-// Endpoint is a running VTEP.
+// Endpoint is a running VTEP. Segments may be added and removed while it
+// runs (AddSegment, RemoveSegment).
 type Endpoint struct {
-	cfg   Config
-	port  uint16
-	rx    *udpSocket
-	tx    []*udpSocket
-	segs  []*Segment
-	byVNI map[uint32]*Segment
-	one   *Segment // the only segment, when there is one (fast path)
+	cfg  Config
+	port uint16
+	rx   *udpSocket
+	tx   []*udpSocket
+	// tab is the segments, replaced as a whole (copy on write) when one is
+	// added or removed, so that the packet path reads it without a lock.
+	tab atomic.Pointer[segTable]
+
+	// mu serialises AddSegment, RemoveSegment, SetGroup, Run's start and
+	// Close; it guards groups and running.
+	mu      sync.Mutex
+	groups  map[netip.Addr]int // joined groups, by how many segments use each
+	bindAny bool               // rx is bound to any address (a group needs it)
+	running bool               // Run has started the loops
+	errc    chan error         // the first loop failure
 
 	udpGSO bool // transmit sockets take UDP_SEGMENT
 	udpGRO bool // the receive socket coalesces (UDP_GRO)
@@ -138,7 +147,8 @@ type Segment struct {
 	cfg   SegmentConfig
 	ep    *Endpoint
 	tap   *TAP
-	learn learning.Policy
+	tune  atomic.Pointer[tuning] // what SetTuning may change while running
+	group netip.Addr             // the joined group; guarded by ep.mu
 
 	tx     []*sendBatch       // one per endpoint transmit socket
 	coal   *offload.Coalescer // nil on the plain path
@@ -157,6 +167,50 @@ type segmentCounters struct {
 	learned, migrated, learnFull                                         *stats.Counter
 }
 
+// segTable is an immutable set of an endpoint's segments.
+type segTable struct {
+	list  []*Segment
+	byVNI map[uint32]*Segment
+	one   *Segment // the only segment, when there is one (fast path)
+}
+
+// newSegTable indexes list, which it keeps.
+func newSegTable(list []*Segment) *segTable {
+	t := &segTable{list: list, byVNI: make(map[uint32]*Segment, len(list))}
+	for _, s := range list {
+		t.byVNI[s.cfg.VNI] = s
+	}
+	if len(list) == 1 {
+		t.one = list[0]
+	}
+	return t
+}
+
+// Tuning is the part of a segment's configuration that SetTuning changes
+// while it forwards (see SegmentConfig for each field).
+type Tuning struct {
+	TTL        uint8
+	TTLInherit bool
+	TOS        uint8
+	TOSInherit bool
+	Learning   bool
+}
+
+// tuning is a published Tuning and what derives from it.
+type tuning struct {
+	Tuning
+	learn learning.Policy
+}
+
+func newTuning(t Tuning) *tuning {
+	return &tuning{Tuning: t, learn: learning.Policy{Enabled: t.Learning}}
+}
+
+// tuningOf extracts the Tuning part of sc.
+func tuningOf(sc *SegmentConfig) Tuning {
+	return Tuning{TTL: sc.TTL, TTLInherit: sc.TTLInherit, TOS: sc.TOS, TOSInherit: sc.TOSInherit, Learning: sc.Learning}
+}
+
 // New opens the sockets and TAP devices of cfg. Nothing forwards until Run.
 func New(cfg Config) (_ *Endpoint, err error) {
 	if len(cfg.Segments) == 0 {
@@ -171,7 +225,8 @@ func New(cfg Config) (_ *Endpoint, err error) {
 	if cfg.SrcPortMin > cfg.SrcPortMax || (cfg.SrcPortMin == cfg.SrcPortMax && cfg.SrcPortMin != 0) {
 		return nil, fmt.Errorf("source port range %d-%d is empty", cfg.SrcPortMin, cfg.SrcPortMax)
 	}
-	ep := &Endpoint{cfg: cfg, byVNI: map[uint32]*Segment{}, closing: make(chan struct{})}
+	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1)}
+	ep.tab.Store(newSegTable(nil))
 	ep.gsoLimit.Store(maxGSOPayload)
 	defer func() {
 		if err != nil {
@@ -192,6 +247,7 @@ func New(cfg Config) (_ *Endpoint, err error) {
 			bindAddr = netip.Addr{}
 		}
 	}
+	ep.bindAny = !bindAddr.IsValid() || bindAddr.IsUnspecified()
 	ep.rx, err = openUDP(bindAddr, cfg.Port, cfg.V6, defaultBatch)
 	if err != nil {
 		return nil, err
@@ -209,30 +265,129 @@ func New(cfg Config) (_ *Endpoint, err error) {
 	if cfg.Offload {
 		ep.probeOffloads()
 	}
-	joined := map[netip.Addr]bool{} // VNIs may share a group: join once
 	for _, sc := range cfg.Segments {
-		if sc.Group.IsValid() && !joined[sc.Group] {
-			if err := ep.joinGroup(sc.Group); err != nil {
-				return nil, err
-			}
-			joined[sc.Group] = true
-		}
-	}
-	for _, sc := range cfg.Segments {
-		if _, dup := ep.byVNI[sc.VNI]; dup {
-			return nil, fmt.Errorf("vni %d configured twice", sc.VNI)
-		}
-		s, err := ep.newSegment(sc)
-		if err != nil {
+		if _, err := ep.AddSegment(sc); err != nil {
 			return nil, err
 		}
-		ep.segs = append(ep.segs, s)
-		ep.byVNI[sc.VNI] = s
-	}
-	if len(ep.segs) == 1 {
-		ep.one = ep.segs[0]
 	}
 	return ep, nil
+}
+
+// AddSegment opens the TAP of sc and serves it on ep, running or not. It
+// joins sc.Group unless another segment of ep has joined it already; a
+// group needs the receive socket bound to any address (BindsAny). The
+// segments already served are not disturbed.
+func (ep *Endpoint) AddSegment(sc SegmentConfig) (*Segment, error) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	select {
+	case <-ep.closing:
+		return nil, fmt.Errorf("vni %d: endpoint closed", sc.VNI)
+	default:
+	}
+	old := ep.tab.Load()
+	if _, dup := old.byVNI[sc.VNI]; dup {
+		return nil, fmt.Errorf("vni %d configured twice", sc.VNI)
+	}
+	if err := ep.useGroup(sc.Group); err != nil {
+		return nil, err
+	}
+	s, err := ep.newSegment(sc)
+	if err != nil {
+		ep.unuseGroup(sc.Group)
+		return nil, err
+	}
+	s.group = sc.Group
+	ep.tab.Store(newSegTable(append(old.list[:len(old.list):len(old.list)], s)))
+	if ep.running {
+		ep.spawn(s.transmitLoop)
+	}
+	return s, nil
+}
+
+// RemoveSegment stops serving s: its TAP closes (the kernel removes the
+// device, and its transmit loop ends), its group is left unless another
+// segment uses it. Datagrams for its VNI are dropped as unknown from then
+// on. It returns how many segments ep still serves; the caller closes an
+// endpoint that serves none.
+func (ep *Endpoint) RemoveSegment(s *Segment) (int, error) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	old := ep.tab.Load()
+	list := make([]*Segment, 0, len(old.list))
+	for _, o := range old.list {
+		if o != s {
+			list = append(list, o)
+		}
+	}
+	if len(list) == len(old.list) {
+		return len(list), fmt.Errorf("vni %d: not served by this endpoint", s.cfg.VNI)
+	}
+	ep.tab.Store(newSegTable(list))
+	err := s.tap.Close()
+	ep.unuseGroup(s.group)
+	s.group = netip.Addr{}
+	return len(list), err
+}
+
+// SetGroup makes g the multicast group of s (the zero Addr: none), joining
+// it unless another segment has and leaving the old one unless another
+// segment uses it. The flood destination is the caller's: the all-zeros
+// entry of the segment's table.
+func (s *Segment) SetGroup(g netip.Addr) error {
+	ep := s.ep
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if g == s.group {
+		return nil
+	}
+	if err := ep.useGroup(g); err != nil {
+		return err
+	}
+	ep.unuseGroup(s.group)
+	s.group = g
+	return nil
+}
+
+// SetTuning changes the outer TTL and TOS and learning of a forwarding
+// segment; the next frame uses them.
+func (s *Segment) SetTuning(t Tuning) { s.tune.Store(newTuning(t)) }
+
+// BindsAny reports whether the receive socket is bound to any address, as
+// a segment with a multicast group needs.
+func (ep *Endpoint) BindsAny() bool { return ep.bindAny }
+
+// useGroup counts one more segment using g, joining it for the first.
+// The caller holds ep.mu.
+func (ep *Endpoint) useGroup(g netip.Addr) error {
+	if !g.IsValid() {
+		return nil
+	}
+	if !ep.bindAny {
+		return fmt.Errorf("group %s: the socket is bound to %s, not to any address as a group needs", g, ep.cfg.Local)
+	}
+	if ep.groups[g] == 0 {
+		if err := ep.joinGroup(g); err != nil {
+			return err
+		}
+	}
+	ep.groups[g]++
+	return nil
+}
+
+// unuseGroup counts one segment less using g, leaving it after the last.
+// The caller holds ep.mu.
+func (ep *Endpoint) unuseGroup(g netip.Addr) {
+	if !g.IsValid() || ep.groups[g] == 0 {
+		return
+	}
+	ep.groups[g]--
+	if ep.groups[g] == 0 {
+		delete(ep.groups, g)
+		if err := ep.leaveGroup(g); err != nil {
+			ep.cfg.Logf("%v", err)
+		}
+	}
 }
 
 func (ep *Endpoint) tuneRx() error {
@@ -363,6 +518,30 @@ func (ep *Endpoint) joinGroup(group netip.Addr) error {
 	return nil
 }
 
+// leaveGroup leaves group on the endpoint's device.
+func (ep *Endpoint) leaveGroup(group netip.Addr) error {
+	ifi, err := net.InterfaceByName(ep.cfg.Dev)
+	if err != nil {
+		return fmt.Errorf("leave group %s: device %s: %w", group, ep.cfg.Dev, err)
+	}
+	pc, err := net.FilePacketConn(ep.rx.file)
+	if err != nil {
+		return fmt.Errorf("leave group %s: %w", group, err)
+	}
+	defer pc.Close()
+	ga := &net.UDPAddr{IP: group.AsSlice()}
+	if group.Is4() {
+		err = ipv4.NewPacketConn(pc).LeaveGroup(ifi, ga)
+	} else {
+		err = ipv6.NewPacketConn(pc).LeaveGroup(ifi, ga)
+	}
+	if err != nil {
+		return fmt.Errorf("leave group %s on %s: %w", group, ep.cfg.Dev, err)
+	}
+	ep.cfg.Logf("left group %s on %s", group, ep.cfg.Dev)
+	return nil
+}
+
 // multicastTx sends multicast through the endpoint's device, and never to
 // ourselves (the kernel's vxlan socket turns multicast loop off too).
 func (ep *Endpoint) multicastTx(s *udpSocket) error {
@@ -420,7 +599,8 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &Segment{cfg: sc, ep: ep, tap: tap, learn: learning.Policy{Enabled: sc.Learning}}
+	s = &Segment{cfg: sc, ep: ep, tap: tap}
+	s.tune.Store(newTuning(tuningOf(&sc)))
 	for _, sock := range ep.tx {
 		s.tx = append(s.tx, newSendBatch(sock, defaultBatch))
 	}
@@ -441,8 +621,8 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 	return s, nil
 }
 
-// Segments returns the endpoint's segments.
-func (ep *Endpoint) Segments() []*Segment { return ep.segs }
+// Segments returns the endpoint's segments, in the order they were added.
+func (ep *Endpoint) Segments() []*Segment { return ep.tab.Load().list }
 
 // TAPName returns the segment's interface name.
 func (s *Segment) TAPName() string { return s.tap.Name() }
@@ -456,27 +636,22 @@ func (s *Segment) Stats() []stats.Value {
 // Run forwards until Close is called or a loop fails. It returns nil after
 // Close.
 func (ep *Endpoint) Run() error {
-	errc := make(chan error, len(ep.segs)+2)
-	run := func(f func() error) {
-		ep.wg.Add(1)
-		go func() {
-			defer ep.wg.Done()
-			if err := ep.guard(f); err != nil {
-				select {
-				case <-ep.closing:
-				default:
-					errc <- err
-				}
-			}
-		}()
-	}
-	for _, s := range ep.segs {
-		run(s.transmitLoop)
-	}
-	run(ep.receiveLoop)
-	run(ep.tickLoop)
+	ep.mu.Lock()
 	select {
-	case err := <-errc:
+	case <-ep.closing:
+		ep.mu.Unlock()
+		return nil
+	default:
+	}
+	ep.running = true
+	for _, s := range ep.tab.Load().list {
+		ep.spawn(s.transmitLoop)
+	}
+	ep.spawn(ep.receiveLoop)
+	ep.spawn(ep.tickLoop)
+	ep.mu.Unlock()
+	select {
+	case err := <-ep.errc:
 		ep.Close()
 		ep.wg.Wait()
 		return err
@@ -484,6 +659,22 @@ func (ep *Endpoint) Run() error {
 		ep.wg.Wait()
 		return nil
 	}
+}
+
+// spawn runs the forwarding loop f under guard; its failure ends Run. The
+// caller holds ep.mu and has checked that ep is not closed.
+func (ep *Endpoint) spawn(f func() error) {
+	ep.wg.Add(1)
+	go func() {
+		defer ep.wg.Done()
+		if err := ep.guard(f); err != nil {
+			select {
+			case <-ep.closing:
+			case ep.errc <- err:
+			default: // another loop failed first
+			}
+		}
+	}()
 }
 
 // maxPanics bounds how many panics a minute the loops may recover from
@@ -545,6 +736,8 @@ func (ep *Endpoint) guard(loop func() error) error {
 // Close stops forwarding and releases the TAPs (the kernel removes them)
 // and the sockets. It is safe to call more than once.
 func (ep *Endpoint) Close() error {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
 	ep.once.Do(func() {
 		close(ep.closing)
 		if ep.rx != nil {
@@ -553,7 +746,7 @@ func (ep *Endpoint) Close() error {
 		for _, s := range ep.tx {
 			s.close()
 		}
-		for _, s := range ep.segs {
+		for _, s := range ep.tab.Load().list {
 			s.tap.Close()
 		}
 	})
@@ -568,7 +761,7 @@ func (ep *Endpoint) tickLoop() error {
 		case <-ep.closing:
 			return nil
 		case <-t.C:
-			for _, s := range ep.segs {
+			for _, s := range ep.tab.Load().list {
 				s.cfg.Table.Tick()
 			}
 		}

@@ -41,7 +41,7 @@ func newRxState() *rxState {
 // into one GSO frame per write where the TAP takes offloads.
 func (ep *Endpoint) receiveLoop() error {
 	st := newRxState()
-	for _, s := range ep.segs {
+	for _, s := range ep.tab.Load().list {
 		if s.coal != nil {
 			s.coal.Reset() // a restart after a panic leaves the old batch behind
 		}
@@ -74,7 +74,7 @@ func (ep *Endpoint) receiveLoop() error {
 				ep.receive(d[off:min(off+g, len(d))], from, st.tos[i])
 			}
 		}
-		for _, s := range ep.segs {
+		for _, s := range ep.tab.Load().list {
 			s.flushRx()
 		}
 	}
@@ -89,9 +89,10 @@ func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
 		return
 	}
 	// The kernel looks the VNI up before it checks the reserved bits.
-	seg := ep.one
+	tab := ep.tab.Load()
+	seg := tab.one
 	if seg == nil || seg.cfg.VNI != vni {
-		seg = ep.byVNI[vni]
+		seg = tab.byVNI[vni]
 		if seg == nil {
 			ep.drop(encap.ReasonUnknownVNI)
 			return
@@ -121,7 +122,7 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 		return
 	}
 	src := fdb.MAC(frame[6:12])
-	res, verdict := s.learn.Observe(s.cfg.Table, src, fdb.Dest{IP: from, Port: ep.cfg.Port, VNI: vni})
+	res, verdict := s.tune.Load().learn.Observe(s.cfg.Table, src, fdb.Dest{IP: from, Port: ep.cfg.Port, VNI: vni})
 	switch res {
 	case fdb.Learned:
 		s.c.learned.Inc()

@@ -127,7 +127,8 @@ func (s *Segment) forward(st *txState, frame []byte) {
 		return
 	}
 	dests, b := s.route(frame)
-	tos := encap.OuterTOS(frame, s.cfg.TOS, s.cfg.TOSInherit)
+	tn := s.tune.Load()
+	tos := encap.OuterTOS(frame, tn.TOS, tn.TOSInherit)
 	queued := false
 	for i := range dests {
 		d := &dests[i]
@@ -213,7 +214,8 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 	region = region[:total]
 
 	first := out[0][encap.HeaderLen : encap.HeaderLen+st.segSizes[0]]
-	tos := encap.OuterTOS(first, s.cfg.TOS, s.cfg.TOSInherit)
+	tn := s.tune.Load()
+	tos := encap.OuterTOS(first, tn.TOS, tn.TOSInherit)
 	per := min(udpMaxSegments, maxGSOPayload/stride)
 	if !s.ep.udpGSO || stride > int(s.ep.gsoLimit.Load()) {
 		per = 1
@@ -274,14 +276,15 @@ func (s *Segment) destPort(d *fdb.Dest) uint16 {
 // ttlFor is the outer TTL of frame towards d: inherited from the inner
 // packet, configured, else 64, or 1 for a multicast group.
 func (s *Segment) ttlFor(frame []byte, d *fdb.Dest) uint8 {
-	if s.cfg.TTLInherit {
+	tn := s.tune.Load()
+	if tn.TTLInherit {
 		if ttl := encap.InnerTTL(frame); ttl != 0 {
 			return ttl
 		}
 		return 64 // the kernel's ip4_dst_hoplimit for non-IP frames
 	}
-	if s.cfg.TTL != 0 {
-		return s.cfg.TTL
+	if tn.TTL != 0 {
+		return tn.TTL
 	}
 	if d.IP.IsMulticast() {
 		return 1

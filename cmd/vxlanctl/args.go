@@ -22,6 +22,7 @@ const (
 	opFDBDel
 	opFDBShow
 	opStats
+	opReload
 )
 
 // String names the operation the way the command line spells it.
@@ -41,6 +42,8 @@ func (o op) String() string {
 		return "fdb show"
 	case opStats:
 		return "stats"
+	case opReload:
+		return "reload"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -111,7 +114,7 @@ func parseArgs(args []string) (*command, error) {
 		return &command{op: opHelp}, nil
 	}
 	if len(rest) == 0 {
-		return nil, usagef("missing command (fdb or stats)")
+		return nil, usagef("missing command (fdb, stats or reload)")
 	}
 	var cmd *command
 	var err error
@@ -122,8 +125,10 @@ func parseArgs(args []string) (*command, error) {
 		cmd, err = parseFDB(rest[1:])
 	case "stats":
 		cmd, err = parseQuery(opStats, rest[1:])
+	case "reload":
+		cmd, err = parseQuery(opReload, rest[1:])
 	default:
-		return nil, usagef("unknown command %q (want fdb or stats)", rest[0])
+		return nil, usagef("unknown command %q (want fdb, stats or reload)", rest[0])
 	}
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@
 //	vxlanctl fdb add|append|replace|del MAC dev TAP [dst IP] [port N] [vni N] [self] [permanent|static|dynamic]
 //	vxlanctl fdb show [dev TAP]
 //	vxlanctl stats [dev TAP]
+//	vxlanctl reload [dev TAP]
 //
 // Run "vxlanctl --help" for the details. Exit status: 0 success, 1 the
 // daemon refused the request or could not be reached, 2 usage error.
@@ -39,6 +40,7 @@ Commands:
   vxlanctl fdb del     MAC dev TAP [dst IP [port N] [vni N]]
   vxlanctl fdb show    [dev TAP]
   vxlanctl stats       [dev TAP]
+  vxlanctl reload      [dev TAP]
   vxlanctl help
 
   fdb add      create the entry MAC -> dst; fails if MAC has an entry already
@@ -51,6 +53,9 @@ Commands:
   fdb show     list the forwarding database as bridge fdb show does, one line
                per destination
   stats        show the daemon's packet counters
+  reload       make the daemon re-read its --config file and apply the
+               changes, as SIGHUP does; prints what changed, or the problems
+               (exit status 1, nothing changed when the file is invalid)
 
 Arguments (keywords may come in any order after MAC):
   MAC        six hex octets separated by ':' or '-', e.g. 02:00:5e:10:00:01
@@ -68,7 +73,8 @@ Options:
 
 The daemon serving TAP listens on RUNDIR/TAP.sock; RUNDIR is /run/vxland, or
 $VXLAND_RUNDIR when set. Without dev, "fdb show" and "stats" ask every daemon
-with a socket in RUNDIR (or the one on --socket).
+with a socket in RUNDIR (or the one on --socket); "reload" reloads each daemon
+with a socket there once.
 
 Examples:
   # frames for 02:00:5e:10:00:01 go to the VTEP 192.0.2.2
@@ -172,6 +178,8 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 			return werr
 		}
 		return err
+	case opReload:
+		return reload(cmd, stdout)
 	}
 	return fmt.Errorf("internal error: unexpected command %v", cmd.op)
 }

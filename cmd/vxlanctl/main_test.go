@@ -205,7 +205,7 @@ func TestBinary(t *testing.T) {
 		{[]string{"stats", "dev", "vxl0"}, 0, "dev vxl0 vni 42 port 4789\n    rx_packets 42\n    tx_packets 3\n", ""},
 		{[]string{"stats", "dev", "nope"}, 1, "",
 			"vxlanctl: no vxland serving dev nope (socket " + filepath.Join(tb.dir, "nope.sock") + "): is the daemon running?\n"},
-		{[]string{"bogus"}, 2, "", "vxlanctl: unknown command \"bogus\" (want fdb or stats)\nTry 'vxlanctl --help'.\n"},
+		{[]string{"bogus"}, 2, "", "vxlanctl: unknown command \"bogus\" (want fdb, stats or reload)\nTry 'vxlanctl --help'.\n"},
 	}
 	for _, s := range steps {
 		cmd := exec.Command(bin, s.args...)
@@ -227,5 +227,45 @@ func TestBinary(t *testing.T) {
 	out, err := exec.Command(bin, "--help").Output()
 	if err != nil || !bytes.Contains(out, []byte("vxlanctl fdb add 02:00:5e:10:00:01 dev vxl0 dst 192.0.2.2")) {
 		t.Errorf("vxlanctl --help: %v\n%s", err, out)
+	}
+}
+
+// TestReload: reload reaches the daemon's hook once, even though its
+// devices are on two sockets, and prints the summary; a refusal exits 1
+// with every line of the daemon's error.
+func TestReload(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	t.Setenv(control.RunDirEnv, dir)
+	calls := 0
+	var refuse error
+	for _, name := range []string{"vxl0", "vxl1"} {
+		s, err := control.Listen("", &control.Device{Name: name, VNI: 1, Port: 4789, FDB: fdb.New(fdb.Options{})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Logger = slog.New(slog.DiscardHandler)
+		s.Reload = func() (string, error) {
+			calls++
+			return "vni 2 added", refuse
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve() }()
+		t.Cleanup(func() {
+			s.Close()
+			<-done
+		})
+	}
+	code, out, errOut := runCLI("reload")
+	if code != 0 || out != "vni 2 added\n" || calls != 1 {
+		t.Fatalf("reload: code %d, stdout %q, stderr %q, hook called %d times; want 0, the summary, once", code, out, errOut, calls)
+	}
+	code, out, _ = runCLI("reload", "dev", "vxl1")
+	if code != 0 || out != "vni 2 added\n" || calls != 2 {
+		t.Fatalf("reload dev vxl1: code %d, stdout %q, hook called %d times", code, out, calls)
+	}
+	refuse = errors.New("a.toml: vni 40 (entry 1): remote and group exclude each other\na.toml: defaults: ttl 0: must be 1-255")
+	code, out, errOut = runCLI("reload", "dev", "vxl0")
+	if code != 1 || out != "" || !strings.Contains(errOut, "exclude each other\na.toml: defaults: ttl 0") {
+		t.Fatalf("refused reload: code %d, stdout %q, stderr %q; want 1 and both problems", code, out, errOut)
 	}
 }
