@@ -149,6 +149,9 @@ type Segment struct {
 	tap   *TAP
 	tune  atomic.Pointer[tuning] // what SetTuning may change while running
 	group netip.Addr             // the joined group; guarded by ep.mu
+	// removed is set by RemoveSegment before it closes the TAP, so the
+	// transmit loop ends quietly whatever error the closed TAP returns.
+	removed atomic.Bool
 
 	tx     []*sendBatch       // one per endpoint transmit socket
 	coal   *offload.Coalescer // nil on the plain path
@@ -324,6 +327,7 @@ func (ep *Endpoint) RemoveSegment(s *Segment) (int, error) {
 		return len(list), fmt.Errorf("vni %d: not served by this endpoint", s.cfg.VNI)
 	}
 	ep.tab.Store(newSegTable(list))
+	s.removed.Store(true) // before the close its transmit loop sees
 	err := s.tap.Close()
 	ep.unuseGroup(s.group)
 	s.group = netip.Addr{}

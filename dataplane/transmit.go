@@ -69,7 +69,7 @@ func (s *Segment) transmitLoop() error {
 	for {
 		n, err := s.tap.Read(st.bufs, st.sizes, 0)
 		if err != nil {
-			if isClosed(err) {
+			if isClosed(err) || s.removed.Load() {
 				return nil
 			}
 			return err

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/vxland/vxland/config"
@@ -71,43 +72,71 @@ func run(cfg *config.Config) int {
 		return 2
 	}
 	ms.serve(d)
-	done := make(chan error, len(d.eps))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	d.mu.Lock()
 	for _, ep := range d.eps {
-		go func() { done <- ep.Run() }()
+		d.runEndpoint(ep)
 	}
-	select {
-	case s := <-sigs:
-		log.Printf("%v: shutting down", s)
-		d.close()
-		return 0
-	case err := <-done:
-		d.close()
-		if err != nil {
-			log.Print(err)
-			return 1
+	d.mu.Unlock()
+	for {
+		select {
+		case <-hup:
+			if sum, err := d.reload(); err != nil {
+				log.Printf("SIGHUP: reload of %s refused or incomplete:\n%v", d.file, err)
+			} else {
+				log.Printf("SIGHUP: reloaded %s: %s", d.file, sum)
+			}
+		case s := <-sigs:
+			log.Printf("%v: shutting down", s)
+			d.close()
+			return 0
+		case err := <-d.done:
+			d.close()
+			if err != nil {
+				log.Print(err)
+				return 1
+			}
+			return 0
 		}
-		return 0
 	}
 }
 
 // daemon is a running vxland: its endpoints (one per shared socket), the
-// control servers (one per VNI) and the netlink handles it holds.
+// control servers (one per VNI) and the netlink handles it holds. mu
+// guards every field that a reload changes; the metrics collector and
+// reloads take it.
 type daemon struct {
+	mu      sync.Mutex
 	eps     []*dataplane.Endpoint
 	ctls    []*control.Server
 	handles []*link.Handle
+	own     *link.Handle // the daemon's own namespace
+
+	file    string                             // the --config file, "" when started with flags
+	running *config.Config                     // the configuration being served
+	vnis    map[vniIdentity]*vniRun            // what serves each VNI
+	epKeys  map[*dataplane.Endpoint]epIdentity // how each endpoint was opened
+	retired map[*dataplane.Endpoint]bool       // closed by a reload, not failed
+	done    chan error                         // the first endpoint that stopped by itself
+	closed  bool
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
-// close, and each control server removes its socket file.
+// close, and each control server removes its socket file. A reload in
+// progress finishes first; none starts after.
 func (d *daemon) close() {
-	for _, c := range d.ctls {
+	d.mu.Lock()
+	d.closed = true
+	ctls, eps, handles := d.ctls, d.eps, d.handles
+	d.mu.Unlock()
+	for _, c := range ctls {
 		c.Close()
 	}
-	for _, ep := range d.eps {
+	for _, ep := range eps {
 		ep.Close()
 	}
-	for _, h := range d.handles {
+	for _, h := range handles {
 		h.Close()
 	}
 }
@@ -117,6 +146,7 @@ type vniSetup struct {
 	v     *config.VNI
 	table *fdb.Table
 	h     *link.Handle // the TAP's namespace
+	netns *link.Handle // h when opened for this VNI (--netns), else nil
 	mtu   int
 	mac   net.HardwareAddr
 }
@@ -124,7 +154,13 @@ type vniSetup struct {
 // start opens every endpoint and TAP, configures the TAPs and opens the
 // control sockets. On error everything opened so far is closed again.
 func start(cfg *config.Config) (_ *daemon, err error) {
-	d := &daemon{}
+	d := &daemon{
+		file: cfg.Source, running: cfg,
+		vnis:    map[vniIdentity]*vniRun{},
+		epKeys:  map[*dataplane.Endpoint]epIdentity{},
+		retired: map[*dataplane.Endpoint]bool{},
+		done:    make(chan error, 1),
+	}
 	defer func() {
 		if err != nil {
 			d.close() // d, not the nil the failed return carries
@@ -135,6 +171,7 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 		return nil, err
 	}
 	d.handles = append(d.handles, own)
+	d.own = own
 	for _, key := range cfg.Endpoints() {
 		if key.Dev != "" && !own.Exists(key.Dev) {
 			return nil, fmt.Errorf("--dev %s: no such device", key.Dev)
@@ -163,8 +200,9 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 			return nil, err
 		}
 		d.eps = append(d.eps, ep)
+		d.epKeys[ep] = endpointIdentity(key)
 		for i, seg := range ep.Segments() {
-			if err := d.finish(setups[i], seg); err != nil {
+			if err := d.finish(setups[i], ep, seg); err != nil {
 				return nil, err
 			}
 		}
@@ -192,7 +230,7 @@ func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, e
 			return nil, fmt.Errorf("vni %d: %w", v.ID, err)
 		}
 		d.handles = append(d.handles, h)
-		s.h = h
+		s.h, s.netns = h, h
 	}
 	if v.Master != "" && !s.h.Exists(v.Master) {
 		return nil, fmt.Errorf("vni %d: --master %s: no such bridge", v.ID, v.Master)
@@ -209,7 +247,7 @@ func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, e
 }
 
 // finish configures a VNI's TAP where it lives and opens its control socket.
-func (d *daemon) finish(s *vniSetup, seg *dataplane.Segment) error {
+func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segment) error {
 	v := s.v
 	err := s.h.Configure(seg.TAPName(), link.Settings{
 		MTU: s.mtu, MAC: s.mac, TxQueueLen: tapTxQueueLen, Master: v.Master, Addrs: v.Addrs, Up: v.Up,
@@ -228,6 +266,8 @@ func (d *daemon) finish(s *vniSetup, seg *dataplane.Segment) error {
 		return err // already says "control: ..."
 	}
 	d.ctls = append(d.ctls, ctl)
+	ctl.Reload = d.reload
+	d.vnis[identityOf(v)] = &vniRun{v: *v, ep: ep, seg: seg, ctl: ctl, table: s.table, netns: s.netns}
 	go func() {
 		if err := ctl.Serve(); err != nil {
 			log.Printf("control socket %s: %v", path, err)

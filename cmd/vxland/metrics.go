@@ -52,11 +52,13 @@ func (m *metricsServer) close() {
 // daemonSource is the daemon as the metrics collector sees it. It walks
 // the daemon's endpoints and their segments at every scrape, so it shows
 // whatever they are at that moment; whatever changes them while the daemon
-// runs must let these reads happen safely alongside.
+// runs holds the daemon's lock, which these reads take too.
 type daemonSource struct{ d *daemon }
 
 // Devices returns one Device per segment of every endpoint.
 func (s *daemonSource) Devices() []metrics.Device {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
 	var out []metrics.Device
 	for _, ep := range s.d.eps {
 		for _, seg := range ep.Segments() {
@@ -70,6 +72,8 @@ func (s *daemonSource) Devices() []metrics.Device {
 
 // Endpoints returns one Endpoint per underlay socket.
 func (s *daemonSource) Endpoints() []metrics.Endpoint {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
 	out := make([]metrics.Endpoint, 0, len(s.d.eps))
 	for _, ep := range s.d.eps {
 		local := ep.Local()
