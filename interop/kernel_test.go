@@ -14,7 +14,7 @@ import (
 // device in another, on the IANA port and on Linux's legacy port, with the
 // virtio-net checksum hand-over and with software checksum completion. The
 // kernel peer keeps its default offloads, so the TCP frames it sends arrive
-// with partial checksums (see shared/NOTES.md).
+// with partial checksums (see docs/kernel-notes.md).
 func TestKernelPeer(t *testing.T) {
 	testnet.RequireRoot(t)
 	for _, tc := range []struct {

@@ -284,10 +284,10 @@ func (b *bench) notesList(sum map[string]map[string]*summary) []string {
 			cfg.rounds, strings.Join(orderNames(cfg.systems), " "), cfg.duration),
 	}
 	if (b.wants("N") || b.wants("O")) && !cfg.offloadsOff {
-		notes = append(notes, "**N and O ran with the kernel peer's offloads at their defaults** (--peer-offloads-off=false): expect their TCP to fail (seeded checksums; see shared/NOTES.md).")
+		notes = append(notes, "**N and O ran with the kernel peer's offloads at their defaults** (--peer-offloads-off=false): expect their TCP to fail (seeded checksums; see docs/kernel-notes.md).")
 	}
 	if (b.wants("N") || b.wants("O")) && cfg.offloadsOff {
-		notes = append(notes, fmt.Sprintf("**N and O run with the kernel peer's underlay veth offloads OFF** (`ethtool -K %s %s` in B): with offloads on, they forward frames with seeded (never completed) TCP checksums and TCP moves 0 bytes (see shared/NOTES.md). This costs the kernel peer throughput. K, VK and VV run at default offloads.", vethB, offloadOff))
+		notes = append(notes, fmt.Sprintf("**N and O run with the kernel peer's underlay veth offloads OFF** (`ethtool -K %s %s` in B): with offloads on, they forward frames with seeded (never completed) TCP checksums and TCP moves 0 bytes (see docs/kernel-notes.md). This costs the kernel peer throughput. K, VK and VV run at default offloads.", vethB, offloadOff))
 	}
 	if cfg.veth {
 		notes = append(notes, "veth: the underlay alone (192.0.2.1 → 192.0.2.2, MTU 1500, no tunnel), measured once in round 1, for context.")

@@ -47,7 +47,7 @@ type system struct {
 	A, B sideKind
 	// PeerOffloadsOff turns off tx checksum offload, TSO and GSO on B's
 	// underlay veth, which the baselines need against a kernel peer
-	// (seeded checksums; see shared/NOTES.md).
+	// (seeded checksums; see docs/kernel-notes.md).
 	PeerOffloadsOff bool
 }
 
