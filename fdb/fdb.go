@@ -45,7 +45,6 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 )
 
-
 // maxVNI is the largest 24-bit VXLAN network identifier.
 const maxVNI = 1<<24 - 1
 
