@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -54,18 +55,25 @@ func Dial(path string) (*Client, error) {
 
 // DialDev returns a client for the daemon serving the TAP device dev: the
 // one on SocketPath(dev) or, when that socket file does not exist, whichever
-// daemon in RunDir() reports serving dev (one daemon may serve several
+// daemon in SocketDir() reports serving dev (one daemon may serve several
 // devices on one socket). Errors are Dial's.
 func DialDev(dev string) (*Client, error) {
+	return DialDevIn(SocketDir(), dev)
+}
+
+// DialDevIn is DialDev for the daemons whose sockets are in dir (see
+// SocketDir and NetnsSocketDir): the one on dir/dev.sock or, when that
+// file does not exist, whichever daemon in dir reports serving dev.
+func DialDevIn(dir, dev string) (*Client, error) {
 	if err := CheckDevName(dev); err != nil {
 		return nil, err
 	}
-	path := SocketPath(dev)
+	path := filepath.Join(dir, dev+socketSuffix)
 	c, err := Dial(path)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return c, err
 	}
-	socks, _ := FindSockets()
+	socks, _ := FindSocketsIn(dir)
 	for _, p := range socks {
 		if p == path {
 			continue

@@ -78,6 +78,7 @@ type Server struct {
 	path   string
 	ln     *net.UnixListener
 	sockFI os.FileInfo // the socket file Listen created, so Close removes only it
+	dirs   []string    // directories Listen created, removed by Close when empty
 	devs   []*Device
 	byName map[string]*Device
 
@@ -105,7 +106,7 @@ const (
 var tmpSeq atomic.Uint64
 
 // Listen creates the unix socket path (mode 0600; its directory is created
-// with mode 0755 if missing) and returns a Server for devs. An empty path
+// with mode 0755 if missing, and removed by Close when left empty) and returns a Server for devs. An empty path
 // means SocketPath(devs[0].Name).
 //
 // Listen refuses when a live daemon already answers on path ("another vxland
@@ -145,16 +146,31 @@ func Listen(path string, devs ...*Device) (*Server, error) {
 	if len(path) > maxSocketPath {
 		return nil, fmt.Errorf("control: listen: socket path %s too long (%d bytes, at most %d)", path, len(path), maxSocketPath)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("control: listen: create socket directory: %w", err)
+	var (
+		ln      *net.UnixListener
+		fi      os.FileInfo
+		created []string
+		err     error
+	)
+	// A directory that another daemon, leaving, removes between the two
+	// steps is made again.
+	for attempt := 0; attempt < 3; attempt++ {
+		created, err = makeDirs(filepath.Dir(path))
+		if err != nil {
+			return nil, fmt.Errorf("control: listen: create socket directory: %w", err)
+		}
+		ln, fi, err = bindExclusive(path)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
 	}
-	ln, fi, err := bindExclusive(path)
 	if err != nil {
+		removeDirs(created)
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	return &Server{
 		path:         path,
+		dirs:         created,
 		ln:           ln,
 		sockFI:       fi,
 		devs:         slices.Clone(devs),
@@ -302,6 +318,7 @@ func (s *Server) Close() error {
 			lnErr = nil
 		}
 		rmErr := s.removeSocket()
+		removeDirs(s.dirs)
 		s.wg.Wait()
 		if err := errors.Join(lnErr, rmErr); err != nil {
 			s.closeErr = fmt.Errorf("control: close %s: %w", s.path, err)
