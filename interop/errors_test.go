@@ -43,7 +43,7 @@ func TestSetupErrors(t *testing.T) {
 	}{
 		{"port in use", "vxe2", []string{"--vni", "2", "--control", sock("e2")}, "udp port 4789 is already in use"},
 		{"name taken", "vxe4", []string{"--vni", "4", "--dstport", "4791", "--control", sock("e4")}, "exists and is not a TAP"},
-		{"control socket taken", "vxe5", []string{"--vni", "5", "--dstport", "4792", "--control", filepath.Join(first.rundir, "vxe1.sock")}, "another vxland is serving"},
+		{"control socket taken", "vxe5", []string{"--vni", "5", "--dstport", "4792", "--control", filepath.Join(first.rundir, "netns", first.ns.Name, "vxe1.sock")}, "another vxland is serving"},
 		{"missing dev", "vxe6", []string{"--vni", "6", "--dstport", "4793", "--dev", "nodev0"}, "nodev0: no such device"},
 		{"missing netns", "vxe7", []string{"--vni", "7", "--dstport", "4794", "--netns", "vxt-absent"}, "vxt-absent does not exist"},
 		{"bad vni", "vxe8", []string{"--vni", "16777216"}, "must be a number from 0 to 16777215"},

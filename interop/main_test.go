@@ -67,8 +67,10 @@ func startVxland(t *testing.T, ns *testnet.NS, tap string, args ...string) *daem
 }
 
 // ctlTry runs vxlanctl against this daemon.
+// It names the daemon's namespace with -n, as `bridge -n` does: the
+// default control sockets are scoped to the daemon's network namespace.
 func (d *daemon) ctlTry(args ...string) (string, error) {
-	cmd := exec.Command(vxlanctlBin, args...)
+	cmd := exec.Command(vxlanctlBin, append([]string{"-n", d.ns.Name}, args...)...)
 	cmd.Env = append(os.Environ(), "VXLAND_RUNDIR="+d.rundir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -144,8 +144,11 @@ func TestReload(t *testing.T) {
 	if linkExists(h, "vxc") {
 		t.Error("TAP vxc still exists after its VNI was removed")
 	}
-	if _, err := os.Stat(filepath.Join(d.rundir, "vxc.sock")); err == nil {
+	if _, err := os.Stat(filepath.Join(d.rundir, "netns", h.Name, "vxc.sock")); err == nil {
 		t.Error("control socket of the removed VNI is still there")
+	}
+	if _, err := os.Stat(filepath.Join(d.rundir, "netns", h.Name, "vxa.sock")); err != nil {
+		t.Errorf("control socket of a kept VNI: %v", err)
 	}
 	h.Ping(t, "203.0.113.2", 2)
 }

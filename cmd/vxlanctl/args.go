@@ -52,6 +52,8 @@ func (o op) String() string {
 type command struct {
 	op     op
 	socket string          // --socket; empty: found from dev
+	netns  string          // -n: the network namespace whose daemons to reach
+	dir    string          // the socket directory of that namespace (run sets it)
 	dev    string          // TAP device; empty for show/stats of every device
 	mac    fdb.MAC         // fdb add/append/replace/del
 	dst    *control.Remote // nil when the command line has no dst
@@ -77,7 +79,7 @@ var unsupported = map[string]bool{
 // parseArgs turns the command line (without the program name) into a
 // command. It does no I/O. Errors are *usageError.
 func parseArgs(args []string) (*command, error) {
-	var socket string
+	var socket, netns string
 	var rest []string
 	help := false
 	for i := 0; i < len(args); i++ {
@@ -103,6 +105,15 @@ func parseArgs(args []string) (*command, error) {
 				return nil, usagef("--socket given twice")
 			}
 			socket = v
+		case a == "-n" || a == "--netns" || a == "-netns":
+			if i+1 >= len(args) || args[i+1] == "" {
+				return nil, usagef("%s needs a network namespace (a name from 'ip netns' or a path)", a)
+			}
+			if netns != "" {
+				return nil, usagef("-n given twice")
+			}
+			netns = args[i+1]
+			i++
 		case len(a) > 1 && a[0] == '-' && !('0' <= a[1] && a[1] <= '9'):
 			// A negative number is a (bad) value, reported where it is used.
 			return nil, usagef("unknown option %q", a)
@@ -133,7 +144,10 @@ func parseArgs(args []string) (*command, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.socket = socket
+	if socket != "" && netns != "" {
+		return nil, usagef("-n and --socket exclude each other")
+	}
+	cmd.socket, cmd.netns = socket, netns
 	return cmd, nil
 }
 

@@ -29,7 +29,7 @@ const (
 	exitUsage = 2 // the command line is wrong
 )
 
-const usageText = `Usage: vxlanctl [--socket PATH] COMMAND
+const usageText = `Usage: vxlanctl [-n NETNS | --socket PATH] COMMAND
 
 Control running vxland (userspace VXLAN) daemons, in the syntax of bridge(8).
 
@@ -68,10 +68,16 @@ Arguments (keywords may come in any order after MAC):
   self       accepted for bridge compatibility; vxland's entries are always self
 
 Options:
+  -n NETNS       talk to the daemons of network namespace NETNS (a name from
+                 'ip netns', or a path like /proc/PID/ns/net), as bridge -n
   --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
   -h, --help     show this help
 
-The daemon serving TAP listens on RUNDIR/TAP.sock; RUNDIR is /run/vxland, or
+The daemon serving TAP listens on RUNDIR/TAP.sock when it runs in the host's
+network namespace, on RUNDIR/netns/NAME/TAP.sock in the namespace NAME (and
+RUNDIR/netns-inode/INODE/TAP.sock in an unnamed one), so daemons with one TAP
+name in different namespaces coexist; "ip netns exec NAME vxlanctl ..." and
+"vxlanctl -n NAME ..." both reach NAME's. RUNDIR is /run/vxland, or
 $VXLAND_RUNDIR when set. Without dev, "fdb show" and "stats" ask every daemon
 with a socket in RUNDIR (or the one on --socket); "reload" reloads each daemon
 with a socket there once.
@@ -115,6 +121,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	}
+	if cmd.dir, err = socketDir(cmd.netns); err != nil {
+		fmt.Fprintf(stderr, "vxlanctl: -n %s: %v\n", cmd.netns, err)
+		return exitUsage
+	}
 	if err := execute(cmd, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "vxlanctl: %v\n", err)
 		if isUsage(err) {
@@ -125,12 +135,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// socketDir is where the daemons of network namespace netns keep their
+// sockets; "" means vxlanctl's own namespace.
+func socketDir(netns string) (string, error) {
+	if netns == "" {
+		return control.SocketDir(), nil
+	}
+	return control.NetnsSocketDir(netns)
+}
+
 // connect returns a client for the daemon the command addresses.
 func connect(cmd *command) (*control.Client, error) {
 	if cmd.socket != "" {
 		return control.Dial(cmd.socket)
 	}
-	return control.DialDev(cmd.dev)
+	return control.DialDevIn(cmd.dir, cmd.dev)
 }
 
 // execute carries out a parsed command, writing results to stdout and
@@ -197,12 +216,12 @@ func eachDaemon(cmd *command, stderr io.Writer, f func(*control.Client) error) e
 		defer c.Close()
 		return f(c)
 	}
-	socks, err := control.FindSockets()
+	socks, err := control.FindSocketsIn(cmd.dir)
 	if err != nil {
 		return err
 	}
 	if len(socks) == 0 {
-		return fmt.Errorf("no vxland daemon found: no sockets in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", control.RunDir())
+		return fmt.Errorf("no vxland daemon found: no sockets in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", cmd.dir)
 	}
 	answered, failed := 0, 0
 	for _, p := range socks {
@@ -225,7 +244,7 @@ func eachDaemon(cmd *command, stderr io.Writer, f func(*control.Client) error) e
 	case failed > 0:
 		return fmt.Errorf("%d of %d daemons failed to answer", failed, len(socks))
 	case answered == 0:
-		return fmt.Errorf("no vxland daemon answered in %s", control.RunDir())
+		return fmt.Errorf("no vxland daemon answered in %s", cmd.dir)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func reload(cmd *command, stdout io.Writer) error {
 		}
 		return writeSummary(stdout, "", sum)
 	}
-	socks, err := control.FindSockets()
+	socks, err := control.FindSocketsIn(cmd.dir)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func reload(cmd *command, stdout io.Writer) error {
 		}
 	}
 	if len(targets) == 0 {
-		return fmt.Errorf("no vxland daemon found in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", control.RunDir())
+		return fmt.Errorf("no vxland daemon found in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", cmd.dir)
 	}
 	var errs []error
 	for _, p := range targets {
