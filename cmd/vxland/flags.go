@@ -57,14 +57,16 @@ Interface:
                        'ip netns add', or a path like /proc/PID/ns/net); the UDP
                        socket stays in vxland's own namespace
   --mtu N              TAP MTU (default: underlay MTU - 50 over IPv4, - 70 over IPv6)
-  --mac MAC            TAP MAC address (default: stable, derived from host, TAP and VNI)
+  --mac MAC            TAP MAC address (default: stable, derived from host, namespace,
+                       --local, TAP and VNI)
   --addr CIDR          address to put on the TAP, e.g. 203.0.113.1/24 (repeatable)
   --master BRIDGE      enslave the TAP to this Linux bridge (in the TAP's namespace)
   --up                 set the TAP up once created
 
 Daemon:
   --config FILE        serve the VNIs a TOML file declares (see docs/config.md)
-  --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock)
+  --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock, or
+                       /run/vxland/netns/NAME/TAP.sock in network namespace NAME)
   --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics (host:port; default off)
   --offload=BOOL       TSO/GSO/GRO and checksum hand-over with the kernel (default true)
   --cpuprofile FILE    write a Go CPU profile to FILE until exit (for 'go tool pprof')
