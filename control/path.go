@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -190,4 +191,21 @@ func removeDirs(dirs []string) {
 			return
 		}
 	}
+}
+
+// cleanupDirs returns the directories a server removes on Close when they
+// are empty, deepest first: those Listen created, and the per-namespace
+// directories below the run directory that hold dir, which another server
+// of the same namespace may have created (whoever closes last removes
+// them).
+func cleanupDirs(dir string, created []string) []string {
+	out := append([]string(nil), created...)
+	base := filepath.Clean(RunDir())
+	for d := filepath.Clean(dir); strings.HasPrefix(d, base+string(filepath.Separator)); d = filepath.Dir(d) {
+		if !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }

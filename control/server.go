@@ -78,7 +78,7 @@ type Server struct {
 	path   string
 	ln     *net.UnixListener
 	sockFI os.FileInfo // the socket file Listen created, so Close removes only it
-	dirs   []string    // directories Listen created, removed by Close when empty
+	dirs   []string    // directories Close removes when empty, deepest first
 	devs   []*Device
 	byName map[string]*Device
 
@@ -170,7 +170,7 @@ func Listen(path string, devs ...*Device) (*Server, error) {
 	}
 	return &Server{
 		path:         path,
-		dirs:         created,
+		dirs:         cleanupDirs(filepath.Dir(path), created),
 		ln:           ln,
 		sockFI:       fi,
 		devs:         slices.Clone(devs),
