@@ -2,6 +2,7 @@ package control
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -112,6 +113,81 @@ func FormatStats(w io.Writer, devs []DeviceStats) error {
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write stats: %w", err)
+	}
+	return nil
+}
+
+// JSONFDBEntry is one destination of an FDB entry as `vxlanctl -j fdb show`
+// prints it, after `bridge -j fdb show`: one object per MAC and
+// destination. State is "permanent" or "static", and absent for learned
+// (dynamic) entries, as in the text form.
+type JSONFDBEntry struct {
+	MAC    string   `json:"mac"`
+	Ifname string   `json:"ifname"`
+	Dst    string   `json:"dst,omitempty"`
+	Port   uint16   `json:"port,omitempty"`
+	VNI    *uint32  `json:"vni,omitempty"`
+	Flags  []string `json:"flags"`
+	State  string   `json:"state,omitempty"`
+}
+
+// JSONStats is one device's counters as `vxlanctl -j stats` prints them.
+type JSONStats struct {
+	Dev      string            `json:"dev"`
+	VNI      uint32            `json:"vni"`
+	Port     uint16            `json:"port"`
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// WriteFDBJSON writes the entries of devs as one JSON array of
+// JSONFDBEntry, followed by a newline.
+func WriteFDBJSON(w io.Writer, devs []DeviceFDB) error {
+	out := []JSONFDBEntry{}
+	for _, d := range devs {
+		for _, e := range d.Entries {
+			base := JSONFDBEntry{MAC: e.MAC.String(), Ifname: d.Name, Flags: []string{"self"}}
+			switch e.State {
+			case fdb.Permanent:
+				base.State = statePermanent
+			case fdb.Static:
+				base.State = stateStatic
+			}
+			if len(e.Dests) == 0 {
+				out = append(out, base)
+			}
+			for _, dst := range e.Dests {
+				j := base
+				j.Dst, j.Port = dst.IP.String(), dst.Port
+				vni := dst.VNI
+				j.VNI = &vni
+				out = append(out, j)
+			}
+		}
+	}
+	return writeJSON(w, out)
+}
+
+// WriteStatsJSON writes devs as one JSON array of JSONStats, followed by a
+// newline.
+func WriteStatsJSON(w io.Writer, devs []DeviceStats) error {
+	out := make([]JSONStats, 0, len(devs))
+	for _, d := range devs {
+		j := JSONStats{Dev: d.Name, VNI: d.VNI, Port: d.Port, Counters: make(map[string]uint64, len(d.Stats))}
+		for _, v := range d.Stats {
+			j.Counters[v.Name] = v.Value
+		}
+		out = append(out, j)
+	}
+	return writeJSON(w, out)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
 }

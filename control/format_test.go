@@ -92,3 +92,31 @@ func TestParseState(t *testing.T) {
 		t.Error("ParseState(stale) accepted")
 	}
 }
+
+func TestWriteJSON(t *testing.T) {
+	var b strings.Builder
+	d := DeviceFDB{Name: "vxl0", VNI: 42, Port: 4789, Entries: []fdb.Entry{
+		{MAC: fdb.Zero, State: fdb.Permanent, Dests: []fdb.Dest{{IP: ip2, Port: 4789, VNI: 42}}},
+		{MAC: macB, State: fdb.Dynamic, Dests: []fdb.Dest{{IP: ip6, Port: 8472, VNI: 7}}},
+	}}
+	if err := WriteFDBJSON(&b, []DeviceFDB{d}); err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"mac":"00:00:00:00:00:00","ifname":"vxl0","dst":"192.0.2.2","port":4789,"vni":42,"flags":["self"],"state":"permanent"},` +
+		`{"mac":"02:00:5e:10:00:02","ifname":"vxl0","dst":"2001:db8::2","port":8472,"vni":7,"flags":["self"]}]` + "\n"
+	if b.String() != want {
+		t.Errorf("WriteFDBJSON:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := WriteFDBJSON(&b, nil); err != nil || b.String() != "[]\n" {
+		t.Errorf("empty table: %q, %v", b.String(), err)
+	}
+	b.Reset()
+	err := WriteStatsJSON(&b, []DeviceStats{{Name: "vxl0", VNI: 42, Port: 4789, Stats: []stats.Value{{Name: "rx_frames", Value: 7}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"dev":"vxl0","vni":42,"port":4789,"counters":{"rx_frames":7}}]` + "\n"; b.String() != want {
+		t.Errorf("WriteStatsJSON: %s want %s", b.String(), want)
+	}
+}

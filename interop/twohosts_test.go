@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -61,6 +62,15 @@ func TestTwoDaemonsOneHost(t *testing.T) {
 	byName := d2.ctl(t, "fdb", "show", "dev", "vx0") // vxlanctl -n h2
 	if !strings.Contains(byName, m1+" dst 192.0.2.1 self") {
 		t.Errorf("vxlanctl -n %s fdb show dev vx0 did not reach that namespace's daemon:\n%s", h2, byName)
+	}
+	var js []struct {
+		Dev      string            `json:"dev"`
+		VNI      uint32            `json:"vni"`
+		Counters map[string]uint64 `json:"counters"`
+	}
+	if err := json.Unmarshal([]byte(d2.ctl(t, "-j", "stats", "dev", "vx0")), &js); err != nil || len(js) != 1 ||
+		js[0].Dev != "vx0" || js[0].VNI != 40 || js[0].Counters["tx_frames"] == 0 {
+		t.Errorf("vxlanctl -j stats: %v %+v", err, js)
 	}
 	if out, err := (&daemon{ns: &testnet.NS{Name: "vxt-no-such-ns"}, rundir: rundir}).ctlTry("stats"); err == nil ||
 		!strings.Contains(out, "-n vxt-no-such-ns") || !strings.Contains(err.Error(), "exit status 2") {

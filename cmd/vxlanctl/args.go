@@ -53,6 +53,7 @@ type command struct {
 	op     op
 	socket string          // --socket; empty: found from dev
 	netns  string          // -n: the network namespace whose daemons to reach
+	json   bool            // -j: fdb show and stats print JSON
 	dir    string          // the socket directory of that namespace (run sets it)
 	dev    string          // TAP device; empty for show/stats of every device
 	mac    fdb.MAC         // fdb add/append/replace/del
@@ -81,6 +82,7 @@ var unsupported = map[string]bool{
 func parseArgs(args []string) (*command, error) {
 	var socket, netns string
 	var rest []string
+	jsonOut := false
 	help := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -105,6 +107,8 @@ func parseArgs(args []string) (*command, error) {
 				return nil, usagef("--socket given twice")
 			}
 			socket = v
+		case a == "-j" || a == "--json" || a == "-json":
+			jsonOut = true
 		case a == "-n" || a == "--netns" || a == "-netns":
 			if i+1 >= len(args) || args[i+1] == "" {
 				return nil, usagef("%s needs a network namespace (a name from 'ip netns' or a path)", a)
@@ -147,7 +151,7 @@ func parseArgs(args []string) (*command, error) {
 	if socket != "" && netns != "" {
 		return nil, usagef("-n and --socket exclude each other")
 	}
-	cmd.socket, cmd.netns = socket, netns
+	cmd.socket, cmd.netns, cmd.json = socket, netns, jsonOut
 	return cmd, nil
 }
 

@@ -29,7 +29,7 @@ const (
 	exitUsage = 2 // the command line is wrong
 )
 
-const usageText = `Usage: vxlanctl [-n NETNS | --socket PATH] COMMAND
+const usageText = `Usage: vxlanctl [-j] [-n NETNS | --socket PATH] COMMAND
 
 Control running vxland (userspace VXLAN) daemons, in the syntax of bridge(8).
 
@@ -68,6 +68,9 @@ Arguments (keywords may come in any order after MAC):
   self       accepted for bridge compatibility; vxland's entries are always self
 
 Options:
+  -j, --json     fdb show and stats print JSON (as bridge -j): fdb show an array
+                 of {mac, ifname, dst, port, vni, flags, state}, stats an array
+                 of {dev, vni, port, counters: {name: value}}
   -n NETNS       talk to the daemons of network namespace NETNS (a name from
                  'ip netns', or a path like /proc/PID/ns/net), as bridge -n
   --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
@@ -179,6 +182,12 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 			all = append(all, devs...)
 			return err
 		})
+		if cmd.json {
+			if werr := control.WriteFDBJSON(stdout, all); werr != nil {
+				return werr
+			}
+			return err
+		}
 		// Like bridge, name the device on each line unless filtered by dev.
 		for _, d := range all {
 			if werr := control.FormatFDB(stdout, d, cmd.dev == ""); werr != nil {
@@ -193,7 +202,11 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 			all = append(all, devs...)
 			return err
 		})
-		if werr := control.FormatStats(stdout, all); werr != nil {
+		write := control.FormatStats
+		if cmd.json {
+			write = control.WriteStatsJSON
+		}
+		if werr := write(stdout, all); werr != nil {
 			return werr
 		}
 		return err
