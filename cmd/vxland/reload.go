@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/vxland/vxland/config"
@@ -54,9 +55,10 @@ type vniRun struct {
 	netns *link.Handle // the handle opened for --netns, or nil
 }
 
-// liveKeys are changed on a running VNI in place: its flood list and the
-// settings the forwarding loops read per frame. Any other change re-creates
-// the VNI (its TAP, control socket and learned entries).
+// sameButLive reports whether old and new differ only in the keys a
+// running VNI takes in place: its flood list and the settings the
+// forwarding loops read per frame. Any other change re-creates the VNI (its
+// TAP, control socket and learned entries).
 func sameButLive(old, new config.VNI) bool {
 	new.Remotes, new.TTL, new.TTLInherit, new.TOS, new.TOSInherit, new.Learning =
 		old.Remotes, old.TTL, old.TTLInherit, old.TOS, old.TOSInherit, old.Learning
@@ -138,7 +140,7 @@ func (d *daemon) reload() (string, error) {
 		}
 	}
 	for id, i := range next {
-		if _, running := d.vnis[id]; !running && !containsInt(toAdd, i) {
+		if _, running := d.vnis[id]; !running && !slices.Contains(toAdd, i) {
 			toAdd = append(toAdd, i)
 			added = append(added, vniName(&cfg.VNIs[i]))
 		}
@@ -155,15 +157,6 @@ func (d *daemon) reload() (string, error) {
 	}
 	log.Printf("reloaded %s: %s", d.file, sum)
 	return sum, nil
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func vniName(v *config.VNI) string { return fmt.Sprintf("vni %d (%s)", v.ID, v.TAP) }
