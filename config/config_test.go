@@ -381,3 +381,27 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+// TestTOSAndTTLSyntax: the file takes what the flags take, through the same
+// parsers: tos = "0x10" as --tos 0x10.
+func TestTOSAndTTLSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		keys       string
+		tos, ttl   uint8
+		tosInherit bool
+	}{
+		{"tos = \"0x10\"\nttl = \"0x10\"", 0x10, 16, false},
+		{"tos = 16\nttl = 9", 16, 9, false},
+		{"tos = \"inherit\"\nttl = \"auto\"", 0, 0, true},
+	} {
+		cfg, err := Parse([]byte("version = 1\n[[vni]]\nid = 1\n"+tc.keys+"\n"), "t.toml")
+		if err != nil {
+			t.Errorf("%q: %v", tc.keys, err)
+			continue
+		}
+		v := cfg.VNIs[0]
+		if v.TOS != tc.tos || v.TTL != tc.ttl || v.TOSInherit != tc.tosInherit {
+			t.Errorf("%q: tos %#x ttl %d inherit %v", tc.keys, v.TOS, v.TTL, v.TOSInherit)
+		}
+	}
+}

@@ -244,14 +244,11 @@ var vniKeys = []vniKey{
 	{"ttl", func(v *VNI, val any) error {
 		switch t := val.(type) {
 		case string:
-			switch t {
-			case "auto":
-				v.TTL, v.TTLInherit = 0, false
-				return nil
-			case "inherit":
-				v.TTL, v.TTLInherit = 0, true
+			if ttl, inherit, ok := ParseTTL(t); ok {
+				v.TTL, v.TTLInherit = ttl, inherit
 				return nil
 			}
+			return fmt.Errorf(`ttl %q: must be 1-255, "auto" or "inherit"`, t)
 		case int64:
 			if t < 1 || t > 255 {
 				return fmt.Errorf(`ttl %d: must be 1-255, "auto" or "inherit"`, t)
@@ -264,10 +261,11 @@ var vniKeys = []vniKey{
 	{"tos", func(v *VNI, val any) error {
 		switch t := val.(type) {
 		case string:
-			if t == "inherit" {
-				v.TOS, v.TOSInherit = 0, true
+			if tos, inherit, ok := ParseTOS(t); ok {
+				v.TOS, v.TOSInherit = tos, inherit
 				return nil
 			}
+			return fmt.Errorf(`tos %q: must be 0-255 (0x.. allowed), or "inherit"`, t)
 		case int64:
 			if t < 0 || t > 255 {
 				return fmt.Errorf(`tos %d: must be 0-255, or "inherit"`, t)
@@ -539,6 +537,36 @@ func addrKey(key string, val any) (netip.Addr, error) {
 		return netip.Addr{}, err
 	}
 	return parseAddr(key, s)
+}
+
+// ParseTTL parses an outer TTL as ip-link writes it: "auto" (or "") for
+// automatic (ttl 0), "inherit", or 1-255 in decimal, hex (0x..) or octal.
+// The flag and the file both read it here.
+func ParseTTL(s string) (ttl uint8, inherit, ok bool) {
+	switch s {
+	case "", "auto":
+		return 0, false, true
+	case "inherit":
+		return 0, true, true
+	}
+	n, err := strconv.ParseUint(s, 0, 8)
+	if err != nil || n == 0 {
+		return 0, false, false
+	}
+	return uint8(n), false, true
+}
+
+// ParseTOS parses an outer TOS as ip-link writes it: "inherit", or 0-255
+// in decimal, hex (0x10) or octal. The flag and the file both read it here.
+func ParseTOS(s string) (tos uint8, inherit, ok bool) {
+	if s == "inherit" {
+		return 0, true, true
+	}
+	n, err := strconv.ParseUint(s, 0, 8)
+	if err != nil {
+		return 0, false, false
+	}
+	return uint8(n), false, true
 }
 
 // ParseSrcPort parses a source port range "MIN-MAX" (":" also separates,

@@ -256,27 +256,17 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		}
 		v.SrcPortMin, v.SrcPortMax = lo, hi
 	}
-	switch *ttl {
-	case "", "auto":
-	case "inherit":
-		v.TTLInherit = true
-	default:
-		t, err := strconv.ParseUint(*ttl, 0, 8)
-		if err != nil || t == 0 {
-			return nil, badf("--ttl %q: must be 1-255, auto or inherit", *ttl)
-		}
-		v.TTL = uint8(t)
+	t, inherit, ok := config.ParseTTL(*ttl)
+	if !ok {
+		return nil, badf("--ttl %q: must be 1-255, auto or inherit", *ttl)
 	}
-	switch *tos {
-	case "", "0":
-	case "inherit":
-		v.TOSInherit = true
-	default:
-		t, err := strconv.ParseUint(*tos, 0, 8)
-		if err != nil {
+	v.TTL, v.TTLInherit = t, inherit
+	if *tos != "" {
+		t, inherit, ok := config.ParseTOS(*tos)
+		if !ok {
 			return nil, badf("--tos %q: must be 0-255 (0x.. allowed) or inherit", *tos)
 		}
-		v.TOS = uint8(t)
+		v.TOS, v.TOSInherit = t, inherit
 	}
 	if *mac != "" {
 		m, err := net.ParseMAC(*mac)
