@@ -5,11 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/vxland/vxland/config"
+	"github.com/vxland/vxland/internal/netnsid"
 )
 
 // macIdentity is what a TAP's default MAC address is derived from: the
@@ -19,7 +18,7 @@ import (
 // restarted daemon gets the one it had.
 type macIdentity struct {
 	Machine  string // /etc/machine-id, else the host name
-	Netns    string // the daemon's network namespace: "" for the host's, else its name (or inode)
+	Netns    string // the daemon's network namespace: netnsid.ID.Key ("" for the host's)
 	TAPNetns string // the --netns the TAP is created in, "" for the daemon's own
 	Local    string // the --local underlay address, "" when unset
 	TAP      string
@@ -47,7 +46,10 @@ func stableMAC(id macIdentity) net.HardwareAddr {
 
 // hostMACIdentity fills in the host's part of a VNI's macIdentity.
 func hostMACIdentity(v *config.VNI) macIdentity {
-	id := macIdentity{Netns: ownNetnsName(), TAPNetns: v.Netns, TAP: v.TAP, VNI: v.ID}
+	id := macIdentity{TAPNetns: v.Netns, TAP: v.TAP, VNI: v.ID}
+	if ns, err := netnsid.Self(); err == nil { // unknowable: as the host's
+		id.Netns = ns.Key()
+	}
 	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
 		id.Machine = strings.TrimSpace(string(b))
 	} else {
@@ -57,44 +59,4 @@ func hostMACIdentity(v *config.VNI) macIdentity {
 		id.Local = v.Local.String()
 	}
 	return id
-}
-
-// initNetInode is the inode number Linux (6.18 and later) gives the
-// initial network namespace.
-const initNetInode = 0xEFFFFFF9
-
-// ownNetnsName names the network namespace vxland runs in, stably across
-// restarts: "" for the host's (the initial one, or the one PID 1 is in),
-// the name under config.NetnsDir that `ip netns identify` would print,
-// else "inode:N".
-func ownNetnsName() string {
-	self, ok := nsFile("/proc/self/ns/net")
-	if !ok {
-		return ""
-	}
-	if ents, err := os.ReadDir(config.NetnsDir); err == nil {
-		for _, e := range ents {
-			if f, ok := nsFile(filepath.Join(config.NetnsDir, e.Name())); ok && f == self {
-				return e.Name()
-			}
-		}
-	}
-	if self.ino == initNetInode {
-		return ""
-	}
-	if init, ok := nsFile("/proc/1/ns/net"); !ok || init == self {
-		return "" // PID 1's namespace, or unknowable: the host's
-	}
-	return fmt.Sprintf("inode:%d", self.ino)
-}
-
-// nsID identifies a namespace file: device and inode.
-type nsID struct{ dev, ino uint64 }
-
-func nsFile(path string) (nsID, bool) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return nsID{}, false
-	}
-	return nsID{uint64(st.Dev), st.Ino}, true
 }

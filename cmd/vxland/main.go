@@ -173,14 +173,10 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 	d.handles = append(d.handles, own)
 	d.own = own
 	for _, key := range cfg.Endpoints() {
-		if key.Dev != "" && !own.Exists(key.Dev) {
-			return nil, fmt.Errorf("--dev %s: no such device", key.Dev)
+		if err := checkDev(own, key); err != nil {
+			return nil, err
 		}
-		dc := dataplane.Config{
-			Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
-			SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
-			Offload: key.Offload, Logf: log.Printf,
-		}
+		dc := endpointConfig(key)
 		var setups []*vniSetup
 		for _, i := range key.VNIs {
 			v := &cfg.VNIs[i]
@@ -189,11 +185,7 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 				return nil, err
 			}
 			setups = append(setups, s)
-			dc.Segments = append(dc.Segments, dataplane.SegmentConfig{
-				VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
-				Learning: v.Learning, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
-				Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
-			})
+			dc.Segments = append(dc.Segments, s.segmentConfig())
 		}
 		ep, err := dataplane.New(dc)
 		if err != nil {
@@ -208,6 +200,35 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 		}
 	}
 	return d, nil
+}
+
+// endpointConfig is the dataplane configuration of the endpoint key
+// describes, without segments.
+func endpointConfig(key config.EndpointKey) dataplane.Config {
+	return dataplane.Config{
+		Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
+		SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
+		Offload: key.Offload, Logf: log.Printf,
+	}
+}
+
+// checkDev reports an underlay device the endpoint names that does not
+// exist in the daemon's namespace.
+func checkDev(own *link.Handle, key config.EndpointKey) error {
+	if key.Dev != "" && !own.Exists(key.Dev) {
+		return fmt.Errorf("--dev %s: no such device", key.Dev)
+	}
+	return nil
+}
+
+// segmentConfig is the dataplane configuration of the prepared VNI.
+func (s *vniSetup) segmentConfig() dataplane.SegmentConfig {
+	v := s.v
+	return dataplane.SegmentConfig{
+		VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
+		Learning: v.Learning, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
+		Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
+	}
 }
 
 // prepare builds a VNI's forwarding table and works out its namespace,

@@ -235,18 +235,14 @@ func removeItem[T comparable](xs []T, x T) []T {
 // addVNI opens a VNI: on the running endpoint that key describes, or on a
 // new one. Call with d.mu held.
 func (d *daemon) addVNI(v *config.VNI, key config.EndpointKey) error {
-	if key.Dev != "" && !d.own.Exists(key.Dev) {
-		return fmt.Errorf("%s: dev %s: no such device", vniName(v), key.Dev)
+	if err := checkDev(d.own, key); err != nil {
+		return fmt.Errorf("%s: %w", vniName(v), err)
 	}
 	s, err := d.prepare(v, d.own, key.V6)
 	if err != nil {
 		return err
 	}
-	sc := dataplane.SegmentConfig{
-		VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
-		Learning: v.Learning, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
-		Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
-	}
+	sc := s.segmentConfig()
 	want := endpointIdentity(key)
 	var ep *dataplane.Endpoint
 	for e, k := range d.epKeys {
@@ -258,11 +254,9 @@ func (d *daemon) addVNI(v *config.VNI, key config.EndpointKey) error {
 	if ep != nil {
 		seg, err = ep.AddSegment(sc)
 	} else {
-		ep, err = dataplane.New(dataplane.Config{
-			Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
-			SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
-			Offload: key.Offload, Logf: log.Printf, Segments: []dataplane.SegmentConfig{sc},
-		})
+		dc := endpointConfig(key)
+		dc.Segments = []dataplane.SegmentConfig{sc}
+		ep, err = dataplane.New(dc)
 		if err == nil {
 			d.eps = append(d.eps, ep)
 			d.epKeys[ep] = want
