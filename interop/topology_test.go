@@ -27,10 +27,16 @@ import (
 // answers. taps maps TAP names to the namespace each TAP should appear in.
 func startTopo(t *testing.T, ns *testnet.NS, taps map[string]*testnet.NS, args ...string) *daemon {
 	t.Helper()
+	return startTopoIn(t, ns, t.TempDir(), taps, args...)
+}
+
+// startTopoIn is startTopo with the run directory given, so that several
+// daemons can share one.
+func startTopoIn(t *testing.T, ns *testnet.NS, rundir string, taps map[string]*testnet.NS, args ...string) *daemon {
+	t.Helper()
 	if len(taps) == 0 {
 		t.Fatal("startTopo: no TAP to wait for")
 	}
-	rundir := t.TempDir()
 	first := ""
 	for name := range taps {
 		if first == "" || name < first {

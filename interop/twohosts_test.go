@@ -2,10 +2,8 @@ package interop
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vxland/vxland/internal/testnet"
 )
@@ -14,16 +12,7 @@ import (
 // other daemons) and a TAP vx0 in ns, and waits until it answers.
 func startShared(t *testing.T, ns *testnet.NS, rundir string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{ns: ns, tap: "vx0", taps: map[string]*testnet.NS{"vx0": ns}, rundir: rundir}
-	d.proc = ns.Start(t, append([]string{"env", "VXLAND_RUNDIR=" + rundir, vxlandBin, "--tap", "vx0"}, args...)...)
-	testnet.Eventually(t, 10*time.Second, func() error {
-		if d.proc.Exited() {
-			return testnet.Permanent(fmt.Errorf("vxland exited:\n%s", d.proc.Output()))
-		}
-		_, err := d.ctlTry("stats", "dev", "vx0")
-		return err
-	})
-	return d
+	return startTopoIn(t, ns, rundir, map[string]*testnet.NS{"vx0": ns}, append([]string{"--tap", "vx0"}, args...)...)
 }
 
 // TestTwoDaemonsOneHost runs two daemons with identical flags apart from
