@@ -3,9 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
-	"net"
-	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -13,8 +10,6 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-
-	"github.com/vxland/vxland/encap"
 )
 
 // Load reads the TOML configuration file at path and returns it parsed,
@@ -73,17 +68,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		if !isTab {
 			l.addf("", 0, "daemon", "daemon: want a table ([daemon]), got %s", describe(raw))
 		} else {
-			for _, k := range sortedKeys(tab) {
-				switch k {
-				case "metrics":
-					var err error
-					if daemon.Metrics, err = asString("metrics", tab[k]); err != nil {
-						l.add("daemon", 0, k, err)
-					}
-				default:
-					l.add("daemon", 0, k, unknownKey(k, daemonKeys, " in [daemon]"))
-				}
-			}
+			applyKeys(l, SectionDaemon, Target{Daemon: &daemon}, tab, "daemon", 0)
 		}
 	}
 
@@ -97,7 +82,7 @@ func Parse(data []byte, name string) (*Config, error) {
 			if _, ok := tab["id"]; ok {
 				l.add("defaults", 0, "id", errors.New("id: cannot have a default; set it in each [[vni]]"))
 			}
-			applyKeys(l, &base, tab, "defaults", 0)
+			applyKeys(l, SectionVNI, Target{VNI: &base}, tab, "defaults", 0)
 		}
 	}
 
@@ -115,7 +100,7 @@ func Parse(data []byte, name string) (*Config, error) {
 		} else if n, isInt := raw.(int64); isInt {
 			where = fmt.Sprintf("vni %d (entry %d)", n, i+1)
 		}
-		applyKeys(l, &v, tab, where, i+1)
+		applyKeys(l, SectionVNI, Target{VNI: &v}, tab, where, i+1)
 		cfg.VNIs = append(cfg.VNIs, v)
 	}
 	if len(l.errs) > 0 {
@@ -179,210 +164,31 @@ func vniEntries(raw any) ([]map[string]any, error) {
 	return nil, fmt.Errorf("vni: want [[vni]] tables, got %s", describe(raw))
 }
 
-// A key of a [[vni]] entry (or of [defaults]) and how it sets a VNI. The
-// order is the documentation's.
-type vniKey struct {
-	name string
-	set  func(v *VNI, val any) error
-}
-
-var vniKeys = []vniKey{
-	{"id", func(v *VNI, val any) error {
-		n, err := asInt("id", val)
-		if err != nil {
-			return err
-		}
-		if n < 0 || n > encap.MaxVNI {
-			return fmt.Errorf("id %d: out of range 0-%d", n, encap.MaxVNI)
-		}
-		v.ID = uint32(n)
-		return nil
-	}},
-	{"tap", func(v *VNI, val any) (err error) { v.TAP, err = asString("tap", val); return }},
-	{"netns", func(v *VNI, val any) (err error) { v.Netns, err = asString("netns", val); return }},
-	{"remote", func(v *VNI, val any) error {
-		ss, err := asStrings("remote", val, `["192.0.2.2"]`)
-		if err != nil {
-			return err
-		}
-		v.Remotes = make([]netip.Addr, 0, len(ss))
-		for _, s := range ss {
-			a, err := parseAddr("remote", s)
-			if err != nil {
-				return err
-			}
-			v.Remotes = append(v.Remotes, a)
-		}
-		return nil
-	}},
-	{"group", func(v *VNI, val any) (err error) { v.Group, err = addrKey("group", val); return }},
-	{"local", func(v *VNI, val any) (err error) { v.Local, err = addrKey("local", val); return }},
-	{"dev", func(v *VNI, val any) (err error) { v.Dev, err = asString("dev", val); return }},
-	{"dstport", func(v *VNI, val any) error {
-		n, err := asInt("dstport", val)
-		if err != nil {
-			return err
-		}
-		if n < 1 || n > math.MaxUint16 {
-			return fmt.Errorf("dstport %d: must be 1-65535", n)
-		}
-		v.Port = uint16(n)
-		return nil
-	}},
-	{"srcport", func(v *VNI, val any) error {
-		s, err := asString("srcport", val)
-		if err != nil {
-			return fmt.Errorf(`%w (like "49152-65535")`, err)
-		}
-		lo, hi, ok := ParseSrcPort(s)
-		if !ok {
-			return fmt.Errorf("srcport %q: %s", s, srcportRule)
-		}
-		v.SrcPortMin, v.SrcPortMax = lo, hi
-		return nil
-	}},
-	{"ttl", func(v *VNI, val any) error {
-		switch t := val.(type) {
-		case string:
-			if ttl, inherit, ok := ParseTTL(t); ok {
-				v.TTL, v.TTLInherit = ttl, inherit
-				return nil
-			}
-			return fmt.Errorf(`ttl %q: must be 1-255, "auto" or "inherit"`, t)
-		case int64:
-			if t < 1 || t > 255 {
-				return fmt.Errorf(`ttl %d: must be 1-255, "auto" or "inherit"`, t)
-			}
-			v.TTL, v.TTLInherit = uint8(t), false
-			return nil
-		}
-		return fmt.Errorf(`ttl: want an integer 1-255, "auto" or "inherit", got %s`, describe(val))
-	}},
-	{"tos", func(v *VNI, val any) error {
-		switch t := val.(type) {
-		case string:
-			if tos, inherit, ok := ParseTOS(t); ok {
-				v.TOS, v.TOSInherit = tos, inherit
-				return nil
-			}
-			return fmt.Errorf(`tos %q: must be 0-255 (0x.. allowed), or "inherit"`, t)
-		case int64:
-			if t < 0 || t > 255 {
-				return fmt.Errorf(`tos %d: must be 0-255, or "inherit"`, t)
-			}
-			v.TOS, v.TOSInherit = uint8(t), false
-			return nil
-		}
-		return fmt.Errorf(`tos: want an integer 0-255 or "inherit", got %s`, describe(val))
-	}},
-	{"mtu", func(v *VNI, val any) error {
-		n, err := asInt("mtu", val)
-		if err != nil {
-			return err
-		}
-		if n < 0 || n > math.MaxInt32 {
-			return fmt.Errorf("mtu %d: must be %d-%d, or 0 for automatic", n, MinMTU, MaxMTU)
-		}
-		v.MTU = int(n)
-		return nil
-	}},
-	{"mac", func(v *VNI, val any) error {
-		s, err := asString("mac", val)
-		if err != nil {
-			return err
-		}
-		m, err := net.ParseMAC(s)
-		if err != nil || len(m) != 6 {
-			return fmt.Errorf("mac %q: not an Ethernet address (like 02:00:5e:10:00:01)", s)
-		}
-		v.MAC = m
-		return nil
-	}},
-	{"addr", func(v *VNI, val any) error {
-		ss, err := asStrings("addr", val, `["203.0.113.1/24"]`)
-		if err != nil {
-			return err
-		}
-		v.Addrs = make([]netip.Prefix, 0, len(ss))
-		for _, s := range ss {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				if a, err := netip.ParseAddr(s); err == nil {
-					bits := 24
-					if a.Is6() {
-						bits = 64
-					}
-					return fmt.Errorf("addr %q: no prefix length (like %s/%d)", s, a, bits)
-				}
-				return fmt.Errorf("addr %q: not an address with prefix length (like 203.0.113.1/24)", s)
-			}
-			v.Addrs = append(v.Addrs, p)
-		}
-		return nil
-	}},
-	{"up", func(v *VNI, val any) (err error) { v.Up, err = asBool("up", val); return }},
-	{"master", func(v *VNI, val any) (err error) { v.Master, err = asString("master", val); return }},
-	{"learning", func(v *VNI, val any) (err error) { v.Learning, err = asBool("learning", val); return }},
-	{"ageing", func(v *VNI, val any) error {
-		n, err := asInt("ageing", val)
-		if err != nil {
-			return fmt.Errorf("%w (whole seconds)", err)
-		}
-		if n < 0 {
-			return fmt.Errorf("ageing %d: must be >= 0 seconds (0: never expire)", n)
-		}
-		if n > int64(math.MaxInt64/time.Second) {
-			return fmt.Errorf("ageing %d: too large", n)
-		}
-		v.Ageing = time.Duration(n) * time.Second
-		return nil
-	}},
-	{"maxaddress", func(v *VNI, val any) error {
-		n, err := asInt("maxaddress", val)
-		if err != nil {
-			return err
-		}
-		if n < 0 || n > math.MaxInt32 {
-			return fmt.Errorf("maxaddress %d: must be 0 (no limit) to %d", n, math.MaxInt32)
-		}
-		v.MaxAddress = int(n)
-		return nil
-	}},
-	{"offload", func(v *VNI, val any) (err error) { v.Offload, err = asBool("offload", val); return }},
-	{"control", func(v *VNI, val any) (err error) { v.Control, err = asString("control", val); return }},
-}
-
-// Keys lists the keys of a [[vni]] entry, in the documentation's order.
-// [defaults] takes the same keys but id.
-func Keys() []string {
-	out := make([]string, len(vniKeys))
-	for i, k := range vniKeys {
-		out[i] = k.name
-	}
-	return out
-}
-
 var topKeys = []string{"version", "daemon", "defaults", "vni"}
 
-// daemonKeys are the keys of the [daemon] table.
-var daemonKeys = []string{"metrics"}
-
-// applyKeys sets v from the keys of one table, reporting unknown keys and
-// bad values under where.
-func applyKeys(l *errList, v *VNI, tab map[string]any, where string, entry int) {
-	known := Keys()
-	for _, k := range sortedKeys(tab) {
-		if !slices.Contains(known, k) {
-			l.add(where, entry, k, unknownKey(k, known, ""))
+// applyKeys sets t from the keys of one table of section, reporting unknown
+// keys and bad values under where. Unknown keys are found here rather than
+// with toml.MetaData.Undecoded, which does not say which [[vni]] entry a
+// key is in.
+func applyKeys(l *errList, section Section, t Target, tab map[string]any, where string, entry int) {
+	known := SectionKeys(section)
+	for _, name := range sortedKeys(tab) {
+		if !slices.Contains(known, name) {
+			context := ""
+			if section == SectionDaemon {
+				context = " in [daemon]"
+			}
+			l.add(where, entry, name, unknownKey(name, known, context))
 		}
 	}
-	for _, k := range vniKeys {
-		val, ok := tab[k.name]
-		if !ok || (k.name == "id" && entry == 0) {
-			continue
+	for i := range KeyTable {
+		k := &KeyTable[i]
+		val, ok := tab[k.Name]
+		if !ok || k.Section != section || (k.Name == "id" && entry == 0) {
+			continue // [defaults] id is reported by the caller
 		}
-		if err := k.set(v, val); err != nil {
-			l.add(where, entry, k.name, err)
+		if err := k.decode(t, val); err != nil {
+			l.add(where, entry, k.Name, err)
 		}
 	}
 }
@@ -479,64 +285,6 @@ func describe(val any) string {
 		return "a date/time"
 	}
 	return fmt.Sprintf("a %T", val)
-}
-
-func asString(key string, val any) (string, error) {
-	s, ok := val.(string)
-	if !ok {
-		return "", fmt.Errorf("%s: want a string, got %s", key, describe(val))
-	}
-	return s, nil
-}
-
-func asInt(key string, val any) (int64, error) {
-	n, ok := val.(int64)
-	if !ok {
-		return 0, fmt.Errorf("%s: want an integer, got %s", key, describe(val))
-	}
-	return n, nil
-}
-
-func asBool(key string, val any) (bool, error) {
-	b, ok := val.(bool)
-	if !ok {
-		return false, fmt.Errorf("%s: want true or false, got %s", key, describe(val))
-	}
-	return b, nil
-}
-
-// asStrings takes an array of strings; example shows one in messages.
-func asStrings(key string, val any, example string) ([]string, error) {
-	arr, ok := val.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: want an array of strings like %s, got %s", key, example, describe(val))
-	}
-	out := make([]string, 0, len(arr))
-	for i, e := range arr {
-		s, ok := e.(string)
-		if !ok {
-			return nil, fmt.Errorf("%s: element %d: want a string, got %s", key, i+1, describe(e))
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// parseAddr parses an IP address; an IPv4-mapped IPv6 address becomes IPv4.
-func parseAddr(key, s string) (netip.Addr, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%s %q: not an IP address", key, s)
-	}
-	return a.Unmap(), nil
-}
-
-func addrKey(key string, val any) (netip.Addr, error) {
-	s, err := asString(key, val)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return parseAddr(key, s)
 }
 
 // ParseTTL parses an outer TTL as ip-link writes it: "auto" (or "") for

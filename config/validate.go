@@ -133,7 +133,7 @@ func (v *VNI) check(l *errList, where string, entry int) {
 		l.addf(where, entry, key, format, args...)
 	}
 	if v.ID > encap.MaxVNI {
-		bad("id", "id %d: out of range 0-%d", v.ID, encap.MaxVNI)
+		bad("id", "id %d: must be a number from 0 to %d", v.ID, encap.MaxVNI)
 	}
 	if err := control.CheckDevName(v.TAP); err != nil {
 		l.add(where, entry, "tap", fmt.Errorf("tap: %w", err))

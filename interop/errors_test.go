@@ -47,7 +47,7 @@ func TestSetupErrors(t *testing.T) {
 		{"missing dev", "vxe6", []string{"--vni", "6", "--dstport", "4793", "--dev", "nodev0"}, "nodev0: no such device"},
 		{"missing netns", "vxe7", []string{"--vni", "7", "--dstport", "4794", "--netns", "vxt-absent"}, "vxt-absent does not exist"},
 		{"bad vni", "vxe8", []string{"--vni", "16777216"}, "must be a number from 0 to 16777215"},
-		{"bad remote", "vxe9", []string{"--vni", "9", "--remote", "192.0.2"}, "is not an IP address"},
+		{"bad remote", "vxe9", []string{"--vni", "9", "--remote", "192.0.2"}, `--remote "192.0.2": not an IP address`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			expectSetupError(t, ns, []string{tc.want}, append([]string{"--tap", tc.tap}, tc.args...)...)

@@ -5,13 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"runtime"
 	"runtime/debug"
-	"strconv"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/vxland/vxland/config"
 	"github.com/vxland/vxland/encap"
@@ -26,7 +23,9 @@ func badf(format string, args ...any) error {
 	return &usageError{fmt.Sprintf(format, args...)}
 }
 
-const usageText = `vxland: a userspace VXLAN endpoint (RFC 7348), interoperable with Linux vxlan.
+// usageHeader and usageFooter frame the flag lists of --help, which come
+// from config.KeyTable.
+const usageHeader = `vxland: a userspace VXLAN endpoint (RFC 7348), interoperable with Linux vxlan.
 
 Usage:
   vxland --vni N [--remote IP... | --group IP --dev IFACE] [options]
@@ -35,47 +34,12 @@ Usage:
 It creates a TAP device that behaves like the device of
   ip link add vxlan0 type vxlan id N remote IP dstport 4789
 and forwards its frames over UDP without the kernel's vxlan driver.
+`
 
-VXLAN (named after ip-link(8) type vxlan):
-  --vni N              VXLAN network identifier, 0-16777215 (required)
-  --remote IP          remote VTEP: flood destination for broadcast, multicast and
-                       unknown unicast (repeat for head-end replication to several)
-  --group IP           multicast group to join on --dev and flood to (excludes --remote)
-  --local IP           local underlay address to bind and send from
-  --dev IFACE          underlay device to send through (also sizes the default MTU)
-  --dstport PORT       UDP port to send to and listen on (default 4789; 8472 is Linux's legacy)
-  --srcport MIN-MAX    outer UDP source port range (default: the local port range)
-  --ttl N|inherit      outer TTL, 1-255, or the inner TTL (default 64; 1 to a multicast group)
-  --tos N|inherit      outer TOS, or inherit the inner DS field (default 0); ECN per RFC 6040
-  --learning=BOOL      learn remote MACs from received frames (default true)
-  --ageing SECONDS     lifetime of learned entries, 0 for never (default 300)
-  --maxaddress N       maximum forwarding entries, 0 for no limit (default 0)
-
-Interface:
-  --tap NAME           TAP device name (default vxland0)
-  --netns NAME|PATH    create the TAP in this network namespace (a name from
-                       'ip netns add', or a path like /proc/PID/ns/net); the UDP
-                       socket stays in vxland's own namespace
-  --mtu N              TAP MTU (default: underlay MTU - 50 over IPv4, - 70 over IPv6)
-  --mac MAC            TAP MAC address (default: stable, derived from host, namespace,
-                       --local, TAP and VNI)
-  --addr CIDR          address to put on the TAP, e.g. 203.0.113.1/24 (repeatable)
-  --master BRIDGE      enslave the TAP to this Linux bridge (in the TAP's namespace)
-  --up                 set the TAP up once created
-
-Daemon:
-  --config FILE        serve the VNIs a TOML file declares (see docs/config.md)
-  --control PATH       control socket for vxlanctl (default /run/vxland/TAP.sock, or
-                       /run/vxland/netns/NAME/TAP.sock in network namespace NAME)
-  --metrics ADDR       serve Prometheus metrics on http://ADDR/metrics (host:port; default off)
-  --offload=BOOL       TSO/GSO/GRO and checksum hand-over with the kernel (default true)
-  --cpuprofile FILE    write a Go CPU profile to FILE until exit (for 'go tool pprof')
-  --version            print the version and exit
-  -h, --help           show this help
-
+const usageFooter = `
 Examples:
   vxland --vni 40 --remote 192.0.2.2 --addr 203.0.113.1/24 --up
-  vxland --vni 42 --remote 192.0.2.2 --remote 192.0.2.3 --dstport 8472 --tap vx42
+  vxland --vni 42 --remote 192.0.2.2 --remote 192.0.2.3 --dstport 8472
   vxland --vni 7 --group 239.1.1.1 --dev eth0 --master br0 --up
   vxland --vni 9 --remote 192.0.2.2 --netns blue --addr 203.0.113.9/24 --up
   vxlanctl fdb append 00:00:00:00:00:00 dev vxland0 dst 192.0.2.4
@@ -83,6 +47,32 @@ Examples:
 Exit status: 0 after SIGINT/SIGTERM, 2 for bad flags or a setup failure, 1 for a
 failure while running. TAPs and control sockets are removed on exit.
 `
+
+// processFlags are the flags that are not configuration keys, listed under
+// the Daemon heading of --help.
+var processFlags = [][2]string{
+	{"--config FILE", "serve the VNIs a TOML file declares (see docs/config.md)"},
+	{"--cpuprofile FILE", "write a Go CPU profile to FILE until exit (for 'go tool pprof')"},
+	{"--version", "print the version and exit"},
+	{"-h, --help", "show this help"},
+}
+
+// usageText is the whole of --help.
+func usageText() string {
+	var b strings.Builder
+	b.WriteString(usageHeader)
+	for _, g := range config.HelpGroups {
+		b.WriteString("\n" + g + ":\n")
+		config.WriteFlagHelp(&b, g)
+		if g == config.GroupDaemon {
+			for _, f := range processFlags {
+				config.WriteHelpLine(&b, f[0], f[1])
+			}
+		}
+	}
+	b.WriteString(usageFooter)
+	return b.String()
+}
 
 // versionString names the build: module version and VCS revision when the
 // binary carries them.
@@ -115,69 +105,64 @@ func versionString() string {
 // cpuProfile is where --cpuprofile writes, "" for nowhere.
 var cpuProfile string
 
+// keyFlag is the flag.Value of a configuration key: it parses into the
+// configuration being built and remembers what it was given.
+type keyFlag struct {
+	key    *config.Key
+	target config.Target
+	name   string   // "--vni" or "--id"
+	values []string // every argument given, in order
+	first  *error   // where the first error goes: flag's wording loses it
+}
+
+func (f *keyFlag) String() string { return "" }
+
+func (f *keyFlag) Set(s string) error {
+	f.values = append(f.values, s)
+	err := f.key.ParseFlag(f.target, f.name, s)
+	if err != nil && *f.first == nil {
+		*f.first = &usageError{err.Error()}
+	}
+	return err
+}
+
+// IsBoolFlag lets boolean keys be given alone (--up) as well as --up=false.
+func (f *keyFlag) IsBoolFlag() bool { return f.key.Kind == config.KindBool }
+
 // parseFlags turns the command line into a validated configuration. It
-// returns nil, nil after printing --help.
+// returns nil, nil after printing --help. Every configuration key with a
+// flag in config.KeyTable is a flag here, parsed by the key's own parser.
 func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	v := config.NewVNI(0) // ip-link's defaults; the ID comes from --vni
-	var setErr error      // a repeatable flag's own, clearer message
-	check := func(f funcValue) funcValue {
-		return func(s string) error {
-			err := f(s)
-			if err != nil && setErr == nil {
-				setErr = err
-			}
-			return err
-		}
-	}
+	var daemon config.Daemon
+	target := config.Target{VNI: &v, Daemon: &daemon}
+	var setErr error // a key's own message, clearer than flag's
 	fs := flag.NewFlagSet("vxland", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	keyFlags := map[string]*keyFlag{}
+	for i := range config.KeyTable {
+		k := &config.KeyTable[i]
+		if k.Flag == "" {
+			continue
+		}
+		if k.FlagDefault != "" {
+			if err := k.ParseFlag(target, "--"+k.Flag, k.FlagDefault); err != nil {
+				return nil, fmt.Errorf("default of --%s: %w", k.Flag, err)
+			}
+		}
+		for _, name := range append([]string{k.Flag}, k.FlagAliases...) {
+			kf := &keyFlag{key: k, target: target, name: "--" + name, first: &setErr}
+			keyFlags[name] = kf
+			fs.Var(kf, name, "")
+		}
+	}
 	var (
-		vni        = fs.String("vni", "", "")
-		id         = fs.String("id", "", "") // ip-link's own spelling
-		group      = fs.String("group", "", "")
-		local      = fs.String("local", "", "")
-		dstport    = fs.Int("dstport", 4789, "")
-		srcport    = fs.String("srcport", "", "")
-		ttl        = fs.String("ttl", "", "")
-		tos        = fs.String("tos", "", "")
-		mac        = fs.String("mac", "", "")
-		ageing     = fs.Int("ageing", 300, "")
-		maxaddress = fs.Int("maxaddress", 0, "")
-		file       = fs.String("config", "", "")
-		metrics    = fs.String("metrics", "", "")
-		help       = fs.Bool("help", false, "")
-		version    = fs.Bool("version", false, "")
+		file    = fs.String("config", "", "")
+		help    = fs.Bool("help", false, "")
+		version = fs.Bool("version", false, "")
 	)
 	fs.BoolVar(help, "h", false, "")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "")
-	fs.Var(check(func(s string) error {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return badf("--remote %q is not an IP address", s)
-		}
-		if a.IsUnspecified() || a.IsMulticast() {
-			return badf("--remote %s: must be a unicast address (multicast groups use --group)", s)
-		}
-		v.Remotes = append(v.Remotes, a.Unmap())
-		return nil
-	}), "remote", "")
-	fs.Var(check(func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return badf("--addr %q is not an address with prefix length (like 203.0.113.1/24)", s)
-		}
-		v.Addrs = append(v.Addrs, p)
-		return nil
-	}), "addr", "")
-	fs.StringVar(&v.Dev, "dev", "", "")
-	fs.StringVar(&v.TAP, "tap", "vxland0", "")
-	fs.StringVar(&v.Netns, "netns", "", "")
-	fs.StringVar(&v.Master, "master", "", "")
-	fs.IntVar(&v.MTU, "mtu", 0, "")
-	fs.BoolVar(&v.Learning, "learning", true, "")
-	fs.StringVar(&v.Control, "control", "", "")
-	fs.BoolVar(&v.Up, "up", false, "")
-	fs.BoolVar(&v.Offload, "offload", true, "")
 
 	if err := fs.Parse(args); err != nil {
 		if setErr != nil {
@@ -187,7 +172,7 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 		return nil, badf("%s", strings.TrimSpace(strings.SplitN(err.Error(), "\n", 2)[0]))
 	}
 	if *help {
-		fmt.Fprint(out, usageText)
+		fmt.Fprint(out, usageText())
 		return nil, nil
 	}
 	if *version {
@@ -197,91 +182,52 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	if fs.NArg() > 0 {
 		return nil, badf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
+	var given []*keyFlag // the key flags on the command line, in flag order
+	fs.Visit(func(f *flag.Flag) {
+		if kf, ok := keyFlags[f.Name]; ok {
+			given = append(given, kf)
+		}
+	})
 	if *file != "" {
-		var other []string
-		fs.Visit(func(f *flag.Flag) {
-			if f.Name != "config" && f.Name != "cpuprofile" && f.Name != "version" && f.Name != "metrics" {
-				other = append(other, "--"+f.Name)
-			}
-		})
-		if len(other) > 0 {
-			return nil, badf("--config declares everything; drop %s", strings.Join(other, " "))
-		}
-		cfg, err := config.Load(*file)
-		if err != nil {
-			return nil, &usageError{err.Error()}
-		}
-		if *metrics != "" { // the command line overrides [daemon] metrics
-			cfg.Daemon.Metrics = *metrics
-			if err := cfg.Validate(); err != nil {
-				return nil, &usageError{flagWords(err)}
-			}
-		}
-		return cfg, nil
+		return fileConfig(*file, given)
 	}
-
-	if *vni == "" {
-		*vni = *id
-	}
-	if *vni == "" {
+	if !slices.ContainsFunc(given, func(kf *keyFlag) bool { return kf.key.Name == "id" }) {
 		return nil, badf("--vni is required (0-%d), or --config FILE", encap.MaxVNI)
 	}
-	n, err := strconv.ParseUint(*vni, 0, 64)
-	if err != nil || n > encap.MaxVNI {
-		return nil, badf("--vni %q: must be a number from 0 to %d", *vni, encap.MaxVNI)
-	}
-	v.ID = uint32(n)
-	if *group != "" {
-		a, err := netip.ParseAddr(*group)
-		if err != nil || !a.IsMulticast() {
-			return nil, badf("--group %q is not a multicast address (224.0.0.0/4 or ff00::/8)", *group)
-		}
-		v.Group = a
-	}
-	if *local != "" {
-		a, err := netip.ParseAddr(*local)
-		if err != nil || a.IsMulticast() {
-			return nil, badf("--local %q is not a unicast IP address", *local)
-		}
-		v.Local = a.Unmap()
-	}
-	if *dstport < 1 || *dstport > 65535 {
-		return nil, badf("--dstport %d: must be 1-65535", *dstport)
-	}
-	v.Port = uint16(*dstport)
-	if *srcport != "" {
-		lo, hi, ok := config.ParseSrcPort(*srcport)
-		if !ok {
-			return nil, badf("--srcport %q: want MIN-MAX with 1 <= MIN < MAX <= 65535", *srcport)
-		}
-		v.SrcPortMin, v.SrcPortMax = lo, hi
-	}
-	t, inherit, ok := config.ParseTTL(*ttl)
-	if !ok {
-		return nil, badf("--ttl %q: must be 1-255, auto or inherit", *ttl)
-	}
-	v.TTL, v.TTLInherit = t, inherit
-	if *tos != "" {
-		t, inherit, ok := config.ParseTOS(*tos)
-		if !ok {
-			return nil, badf("--tos %q: must be 0-255 (0x.. allowed) or inherit", *tos)
-		}
-		v.TOS, v.TOSInherit = t, inherit
-	}
-	if *mac != "" {
-		m, err := net.ParseMAC(*mac)
-		if err != nil || len(m) != 6 {
-			return nil, badf("--mac %q is not an Ethernet address", *mac)
-		}
-		v.MAC = m
-	}
-	if *ageing < 0 {
-		return nil, badf("--ageing %d: must be >= 0 seconds", *ageing)
-	}
-	v.Ageing = time.Duration(*ageing) * time.Second
-	v.MaxAddress = *maxaddress
-	cfg := &config.Config{Version: config.Version, Daemon: config.Daemon{Metrics: *metrics}, VNIs: []config.VNI{v}}
+	cfg := &config.Config{Version: config.Version, Daemon: daemon, VNIs: []config.VNI{v}}
 	cfg.FillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, &usageError{flagWords(err)}
+	}
+	return cfg, nil
+}
+
+// fileConfig loads --config FILE. The file declares every VNI; of the key
+// flags only the daemon's may be given too, and they override the file.
+func fileConfig(file string, given []*keyFlag) (*config.Config, error) {
+	var other []string
+	for _, kf := range given {
+		if kf.key.Section != config.SectionDaemon {
+			other = append(other, kf.name)
+		}
+	}
+	if len(other) > 0 {
+		return nil, badf("--config declares everything; drop %s", strings.Join(other, " "))
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	if len(given) == 0 {
+		return cfg, nil
+	}
+	for _, kf := range given {
+		for _, s := range kf.values {
+			if err := kf.key.ParseFlag(config.Target{Daemon: &cfg.Daemon}, kf.name, s); err != nil {
+				return nil, &usageError{err.Error()}
+			}
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, &usageError{flagWords(err)}
 	}
@@ -297,7 +243,7 @@ func flagWords(err error) string {
 		var ce *config.Error
 		switch {
 		case errors.As(e, &ce) && ce.Err != nil:
-			parts = append(parts, ce.Err.Error())
+			parts = append(parts, flagSpelling(ce.Key, ce.Err.Error()))
 		default:
 			if j, ok := e.(interface{ Unwrap() []error }); ok {
 				for _, x := range j.Unwrap() {
@@ -312,8 +258,17 @@ func flagWords(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// funcValue adapts a function to flag.Value for repeatable flags.
-type funcValue func(string) error
-
-func (f funcValue) String() string     { return "" }
-func (f funcValue) Set(s string) error { return f(s) }
+// flagSpelling rewrites a message that starts with a configuration key
+// ("remote 239.1.1.1: ...") to start with its flag ("--remote 239.1.1.1: ...").
+func flagSpelling(key, msg string) string {
+	k := config.LookupKey(config.SectionVNI, key)
+	if k == nil || k.Flag == "" {
+		return msg
+	}
+	for _, sep := range []string{" ", ":"} {
+		if rest, ok := strings.CutPrefix(msg, key+sep); ok {
+			return "--" + k.Flag + sep + rest
+		}
+	}
+	return msg
+}

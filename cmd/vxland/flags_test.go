@@ -2,10 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"github.com/vxland/vxland/config"
 	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,19 +66,19 @@ func TestParseFlagsBad(t *testing.T) {
 	}{
 		{nil, "--vni is required"},
 		{[]string{"--vni", "16777216"}, "must be a number from 0 to 16777215"},
-		{[]string{"--vni", "x"}, "must be a number"},
-		{[]string{"--vni", "1", "--remote", "192.0.2"}, `--remote "192.0.2" is not an IP address`},
-		{[]string{"--vni", "1", "--remote", "239.1.1.1"}, "multicast groups use --group"},
-		{[]string{"--vni", "1", "--group", "192.0.2.1", "--dev", "lo"}, "is not a multicast address"},
+		{[]string{"--vni", "x"}, `--vni "x": want an integer`},
+		{[]string{"--vni", "1", "--remote", "192.0.2"}, `--remote "192.0.2": not an IP address`},
+		{[]string{"--vni", "1", "--remote", "239.1.1.1"}, "--remote 239.1.1.1: a multicast address; a multicast group goes in group"},
+		{[]string{"--vni", "1", "--group", "192.0.2.1", "--dev", "lo"}, "--group 192.0.2.1: not a multicast address"},
 		{[]string{"--vni", "1", "--group", "239.1.1.1", "--remote", "192.0.2.1", "--dev", "lo"}, "remote and group exclude each other"},
 		{[]string{"--vni", "1", "--group", "239.1.1.1"}, "needs dev"},
 		{[]string{"--vni", "1", "--remote", "192.0.2.1", "--local", "2001:db8::1"}, ""},
 		{[]string{"--vni", "1", "--dstport", "0"}, "--dstport 0: must be 1-65535"},
 		{[]string{"--vni", "1", "--srcport", "5000-4000"}, "want MIN-MAX"},
 		{[]string{"--vni", "1", "--ttl", "300"}, "must be 1-255"},
-		{[]string{"--vni", "1", "--ttl", "always"}, "auto or inherit"},
-		{[]string{"--vni", "1", "--tos", "copy"}, "or inherit"},
-		{[]string{"--vni", "1", "--mac", "zz"}, "is not an Ethernet address"},
+		{[]string{"--vni", "1", "--ttl", "always"}, `"auto" or "inherit"`},
+		{[]string{"--vni", "1", "--tos", "copy"}, `or "inherit"`},
+		{[]string{"--vni", "1", "--mac", "zz"}, `--mac "zz": not an Ethernet address`},
 		{[]string{"--vni", "1", "--mac", "01:00:00:00:00:01"}, "unicast"},
 		{[]string{"--vni", "1", "--addr", "203.0.113.1"}, "prefix length"},
 		{[]string{"--vni", "1", "--ageing", "-1"}, "must be >= 0"},
@@ -101,6 +105,20 @@ func TestParseFlagsHelp(t *testing.T) {
 	cfg, err := parseFlags([]string{"--help"}, &out)
 	if cfg != nil || err != nil || !strings.Contains(out.String(), "--remote IP") {
 		t.Fatalf("--help: cfg %v err %v output %q", cfg, err, out.String())
+	}
+	// Every key's flag is listed, under a heading, in lines that fit a terminal.
+	for _, k := range config.KeyTable {
+		if k.Flag != "" && !strings.Contains(out.String(), "\n  --"+k.Flag) {
+			t.Errorf("--help does not list --%s", k.Flag)
+		}
+		if k.Flag != "" && !slices.Contains(config.HelpGroups, k.Group) {
+			t.Errorf("--%s: help group %q is not a heading", k.Flag, k.Group)
+		}
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if len(line) > 80 {
+			t.Errorf("--help line longer than 80 columns: %q", line)
+		}
 	}
 }
 
@@ -169,5 +187,104 @@ func TestParseFlagsTTLInherit(t *testing.T) {
 	}
 	if v := cfg.VNIs[0]; !v.TTLInherit || v.TTL != 0 {
 		t.Errorf("--ttl inherit: %+v", v)
+	}
+}
+
+// Every configuration key with a flag reads a value on the command line as
+// it does in a file: one parser, one message (the flag spelt with dashes).
+func TestFlagsAndFileAgree(t *testing.T) {
+	t.Setenv("VXLAND_RUNDIR", "/run/vxland-test")
+	good := map[string]string{
+		"id": "7", "remote": "192.0.2.2", "group": "239.1.1.1", "local": "192.0.2.1",
+		"dev": "lo", "dstport": "8472", "srcport": "49152-49408", "ttl": "0x10", "tos": "inherit",
+		"learning": "false", "ageing": "0", "maxaddress": "64", "tap": "vxt9", "netns": "blue",
+		"mtu": "1400", "mac": "02:00:00:00:00:09", "addr": "203.0.113.9/24", "master": "br9",
+		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477",
+	}
+	bad := map[string]string{
+		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",
+		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "mtu": "-1", "mac": "zz",
+		"addr": "203.0.113.9",
+	}
+	for _, k := range config.KeyTable {
+		if k.Flag == "" {
+			continue
+		}
+		val, ok := good[k.Name]
+		if !ok {
+			t.Errorf("key %q: no sample value in this test", k.Name)
+			continue
+		}
+		literal := func(v string) string {
+			switch k.Kind {
+			case config.KindInt, config.KindBool:
+				return v
+			case config.KindStrings:
+				return fmt.Sprintf("[%q]", v)
+			}
+			return fmt.Sprintf("%q", v)
+		}
+		table := "[[vni]]\nid = 1\n"
+		if k.Name != "tap" {
+			table += "tap = \"vxland0\"\n"
+		}
+		if k.Section == config.SectionDaemon {
+			table = "[daemon]\n" + k.Name + " = " + literal(val) + "\n" + table
+		} else if k.Name != "id" {
+			table += k.Name + " = " + literal(val) + "\n"
+		} else {
+			table = strings.Replace(table, "id = 1", "id = "+val, 1)
+		}
+		if k.Name == "group" {
+			table += "dev = \"lo\"\n"
+		}
+		args := []string{"--vni", "1", "--" + k.Flag, val}
+		if k.Kind == config.KindBool {
+			args = []string{"--vni", "1", "--" + k.Flag + "=" + val}
+		}
+		if k.Name == "id" {
+			args = []string{"--vni", val}
+		}
+		if k.Name == "group" {
+			args = append(args, "--dev", "lo")
+		}
+		fromFlags, err := parseFlags(args, io.Discard)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+			continue
+		}
+		fromFile, err := config.Parse([]byte("version = 1\n"+table), "t.toml")
+		if err != nil {
+			t.Errorf("key %q: %v", k.Name, err)
+			continue
+		}
+		if !reflect.DeepEqual(fromFlags.VNIs, fromFile.VNIs) || fromFlags.Daemon != fromFile.Daemon {
+			t.Errorf("key %q = %s:\nflags %+v %+v\n file %+v %+v", k.Name, val, fromFlags.VNIs, fromFlags.Daemon, fromFile.VNIs, fromFile.Daemon)
+		}
+
+		badVal, ok := bad[k.Name]
+		if !ok {
+			continue
+		}
+		_, flagErr := parseFlags([]string{"--vni", "1", "--" + k.Flag, badVal}, io.Discard)
+		if k.Name == "id" {
+			_, flagErr = parseFlags([]string{"--vni", badVal}, io.Discard)
+		}
+		lit := literal(badVal)
+		if k.Kind == config.KindNumberOrString {
+			lit = badVal
+		}
+		_, fileErr := config.Parse([]byte("version = 1\n[[vni]]\nid = 1\n"+k.Name+" = "+lit+"\n"), "t.toml")
+		if k.Name == "id" {
+			_, fileErr = config.Parse([]byte("version = 1\n[[vni]]\nid = "+badVal+"\n"), "t.toml")
+		}
+		if flagErr == nil || fileErr == nil {
+			t.Errorf("key %q = %s accepted: flags %v, file %v", k.Name, badVal, flagErr, fileErr)
+			continue
+		}
+		_, fileMsg, _ := strings.Cut(fileErr.Error(), "): ")
+		if want := strings.Replace(fileMsg, k.Name, "--"+k.Flag, 1); flagErr.Error() != want {
+			t.Errorf("key %q = %s: flag says %q, file says %q", k.Name, badVal, flagErr, fileMsg)
+		}
 	}
 }
