@@ -68,12 +68,54 @@ type Config struct {
 	Version int
 	// Daemon holds the process-wide settings (the [daemon] table).
 	Daemon Daemon
+	// Etcd is the etcd connection of cluster and flannel modes.
+	Etcd Etcd
+	// Flannel is flannel mode's settings; with Flannel.Enable, VNIs is
+	// empty until the daemon has read the flannel network configuration.
+	Flannel Flannel
 	// VNIs are the segments, in file order. Error messages count them
 	// from 1 ("entry 1").
 	VNIs []VNI
 	// Source names where the configuration came from (the file name given
 	// to Parse or Load); Validate's messages start with it. May be empty.
 	Source string
+}
+
+// Etcd is how to reach the etcd cluster that cluster mode and flannel mode
+// keep their state in (the [etcd] table).
+type Etcd struct {
+	// Endpoints are the client URLs ("http://192.0.2.254:2379"); none
+	// means no etcd.
+	Endpoints []string
+	// Prefix is the key prefix; "" means the mode's default
+	// (DefaultFlannelPrefix in flannel mode).
+	Prefix string
+	// CAFile, CertFile and KeyFile are PEM files for TLS: the CA that
+	// signs the servers' certificates, and this client's certificate and
+	// key. All empty means plain HTTP.
+	CAFile, CertFile, KeyFile string
+}
+
+// DefaultFlannelPrefix is flanneld's default etcd prefix.
+const DefaultFlannelPrefix = "/coreos.com/network"
+
+// DefaultSubnetFile is where flannel mode writes subnet.env, as flanneld.
+const DefaultSubnetFile = "/run/flannel/subnet.env"
+
+// Flannel makes the daemon a node of a flannel network (the [flannel]
+// table): the network configuration in etcd defines the one VNI served.
+type Flannel struct {
+	// Enable turns flannel mode on.
+	Enable bool
+	// PublicIP is the node's underlay address, written in its lease; the
+	// zero Addr means the first IPv4 address of Iface (or of the device
+	// of the default route).
+	PublicIP netip.Addr
+	// Iface is the underlay device; "" means the device of the default
+	// route (or of PublicIP).
+	Iface string
+	// SubnetFile is where subnet.env is written.
+	SubnetFile string
 }
 
 // Daemon is the process-wide part of a configuration: what is not per VNI.
@@ -180,6 +222,14 @@ func DefaultTAP(id uint32) string {
 // control.SocketPath(TAP) (which reads $VXLAND_RUNDIR now). Parse and Load
 // call it; call it before Validate when building a Config in code.
 func (c *Config) FillDefaults() {
+	if c.Flannel.Enable {
+		if c.Etcd.Prefix == "" {
+			c.Etcd.Prefix = DefaultFlannelPrefix
+		}
+		if c.Flannel.SubnetFile == "" {
+			c.Flannel.SubnetFile = DefaultSubnetFile
+		}
+	}
 	for i := range c.VNIs {
 		v := &c.VNIs[i]
 		if v.TAP == "" {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,7 +42,15 @@ const (
 	SectionVNI Section = "vni"
 	// SectionDaemon keys go in the [daemon] table.
 	SectionDaemon Section = "daemon"
+	// SectionEtcd keys go in the [etcd] table.
+	SectionEtcd Section = "etcd"
+	// SectionFlannel keys go in the [flannel] table.
+	SectionFlannel Section = "flannel"
 )
+
+// Sections are the tables other than [[vni]] and [defaults], in the order
+// of the documentation.
+var Sections = []Section{SectionDaemon, SectionEtcd, SectionFlannel}
 
 // Key describes one configuration setting, once: its name in a file and on
 // the command line, its help and documentation, its default and its parser.
@@ -85,8 +94,10 @@ type Key struct {
 // Target is what a key sets: the VNI being built (for SectionVNI keys) and
 // the daemon settings (for SectionDaemon keys).
 type Target struct {
-	VNI    *VNI
-	Daemon *Daemon
+	VNI     *VNI
+	Daemon  *Daemon
+	Etcd    *Etcd
+	Flannel *Flannel
 }
 
 // input is one value as given, for a key's parser.
@@ -130,6 +141,21 @@ func (k *Key) ParseFlag(t Target, flag, s string) error {
 		in.b = b
 	}
 	return k.set(t, in)
+}
+
+// Replace sets t from the arguments given to the key's flag on the command
+// line, spelt flag, replacing what t held: a flag given with --config
+// overrides the file's value (a list as a whole).
+func (k *Key) Replace(t Target, flag string, values []string) error {
+	if k.reset != nil {
+		k.reset(t)
+	}
+	for _, s := range values {
+		if err := k.ParseFlag(t, flag, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decode sets t from a TOML value, checking its type first. A KindStrings
@@ -227,10 +253,12 @@ const (
 	GroupVXLAN     = "VXLAN (named after ip-link(8) type vxlan)"
 	GroupInterface = "Interface"
 	GroupDaemon    = "Daemon"
+	GroupEtcd      = "etcd (cluster and flannel modes)"
+	GroupFlannel   = "Flannel (join a flannel network; flags as flanneld's)"
 )
 
 // HelpGroups are the --help headings, in order.
-var HelpGroups = []string{GroupVXLAN, GroupInterface, GroupDaemon}
+var HelpGroups = []string{GroupVXLAN, GroupInterface, GroupDaemon, GroupEtcd, GroupFlannel}
 
 // KeyTable is every configuration key, in the documentation's order.
 var KeyTable = []Key{
@@ -499,6 +527,99 @@ var KeyTable = []Key{
 		Type: "string", Default: "off",
 		Doc: "`host:port` to serve Prometheus metrics on, at http://host:port/metrics; the flag overrides the file",
 		set: func(t Target, in input) error { t.Daemon.Metrics = in.s; return nil },
+	},
+	{
+		Name: "endpoints", Section: SectionEtcd, Kind: KindStrings, Example: `["http://192.0.2.254:2379"]`,
+		Flag: "etcd-endpoints", Arg: "URLS", Group: GroupEtcd,
+		Help: "etcd client URLs, comma-separated (http://IP:2379, or https:// with the TLS files)",
+		Type: "array of strings", Default: "none",
+		Doc:   "etcd client URLs (`\"http://192.0.2.254:2379\"`, or `https://` with the TLS files below); a string may hold several, comma-separated, as the flag does",
+		reset: func(t Target) { t.Etcd.Endpoints = []string{} },
+		set: func(t Target, in input) error {
+			for _, s := range strings.Split(in.s, ",") {
+				s = strings.TrimSpace(s)
+				u, err := url.Parse(s)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+					return fmt.Errorf("%s: %q is not an etcd client URL like http://192.0.2.254:2379", in, s)
+				}
+				t.Etcd.Endpoints = append(t.Etcd.Endpoints, s)
+			}
+			return nil
+		},
+	},
+	{
+		Name: "prefix", Section: SectionEtcd, Kind: KindString, Example: `"/coreos.com/network"`,
+		Flag: "etcd-prefix", Arg: "PATH", Group: GroupEtcd,
+		Help: "etcd key prefix (flannel mode: /coreos.com/network, as flanneld)",
+		Type: "string", Default: "`\"" + DefaultFlannelPrefix + "\"` in flannel mode",
+		Doc: "etcd key prefix, an absolute path",
+		set: func(t Target, in input) error {
+			if !strings.HasPrefix(in.s, "/") || strings.ContainsAny(in.s, "\x00") {
+				return fmt.Errorf("%s: want an absolute key path like /coreos.com/network", in)
+			}
+			t.Etcd.Prefix = strings.TrimSuffix(in.s, "/")
+			return nil
+		},
+	},
+	{
+		Name: "cafile", Section: SectionEtcd, Kind: KindString, Example: `"/etc/vxland/etcd-ca.pem"`,
+		Flag: "etcd-cafile", Arg: "FILE", Group: GroupEtcd,
+		Help: "PEM file of the CA that signs the etcd servers' certificates",
+		Type: "string", Default: "none", Doc: "PEM file of the CA that signs the etcd servers' certificates (TLS)",
+		set: func(t Target, in input) error { t.Etcd.CAFile = in.s; return nil },
+	},
+	{
+		Name: "certfile", Section: SectionEtcd, Kind: KindString, Example: `"/etc/vxland/etcd-client.pem"`,
+		Flag: "etcd-certfile", Arg: "FILE", Group: GroupEtcd,
+		Help: "PEM file of this client's certificate (with --etcd-keyfile)",
+		Type: "string", Default: "none", Doc: "PEM file of this client's certificate; needs `keyfile`",
+		set: func(t Target, in input) error { t.Etcd.CertFile = in.s; return nil },
+	},
+	{
+		Name: "keyfile", Section: SectionEtcd, Kind: KindString, Example: `"/etc/vxland/etcd-client-key.pem"`,
+		Flag: "etcd-keyfile", Arg: "FILE", Group: GroupEtcd,
+		Help: "PEM file of this client's private key",
+		Type: "string", Default: "none", Doc: "PEM file of this client's private key; needs `certfile`",
+		set: func(t Target, in input) error { t.Etcd.KeyFile = in.s; return nil },
+	},
+	{
+		Name: "enable", Section: SectionFlannel, Kind: KindBool,
+		Flag: "flannel", Group: GroupFlannel,
+		Help: "be a node of the flannel network in etcd (vxlan backend): lease a subnet, serve flannel.VNI, follow the other nodes",
+		Type: "boolean", Default: "false",
+		Doc: "be a node of the flannel network whose configuration is in etcd (`[etcd]`); no `[[vni]]` entries then",
+		set: func(t Target, in input) error { t.Flannel.Enable = in.b; return nil },
+	},
+	{
+		Name: "public_ip", Section: SectionFlannel, Kind: KindString, Example: `"192.0.2.1"`,
+		Flag: "public-ip", Arg: "IP", Group: GroupFlannel,
+		Help: "this node's underlay address, published in its lease (default: --iface's first IPv4 address)",
+		Type: "string", Default: "the first IPv4 address of `iface`",
+		Doc: "this node's IPv4 underlay address, published in its lease",
+		set: func(t Target, in input) error {
+			a, err := parseAddr(in)
+			if err == nil && (!a.Is4() || !a.IsGlobalUnicast()) {
+				err = fmt.Errorf("%s: want a unicast IPv4 address", in)
+			}
+			t.Flannel.PublicIP = a
+			return err
+		},
+	},
+	{
+		Name: "iface", Section: SectionFlannel, Kind: KindString, Example: `"eth0"`,
+		Flag: "iface", Arg: "IFACE", Group: GroupFlannel,
+		Help: "underlay device (default: the device of the default route)",
+		Type: "string", Default: "the device of the default route",
+		Doc: "underlay device: its MTU sizes the flannel device's, its address is the default `public_ip`",
+		set: func(t Target, in input) error { t.Flannel.Iface = in.s; return nil },
+	},
+	{
+		Name: "subnet_file", Section: SectionFlannel, Kind: KindString, Example: `"/run/flannel/subnet.env"`,
+		Flag: "subnet-file", Arg: "PATH", Group: GroupFlannel,
+		Help: "where to write subnet.env for the flannel CNI plugin (default " + DefaultSubnetFile + ")",
+		Type: "string", Default: "`\"" + DefaultSubnetFile + "\"`",
+		Doc: "where subnet.env is written, as flanneld writes it",
+		set: func(t Target, in input) error { t.Flannel.SubnetFile = in.s; return nil },
 	},
 }
 

@@ -61,15 +61,20 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, l.err()
 	}
 
-	// [daemon]: process-wide settings.
-	var daemon Daemon
-	if raw, ok := doc["daemon"]; ok {
+	// [daemon], [etcd], [flannel]: settings beside the VNIs.
+	cfg := &Config{Version: Version, Source: name}
+	target := Target{Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel}
+	for _, section := range Sections {
+		raw, ok := doc[string(section)]
+		if !ok {
+			continue
+		}
 		tab, isTab := raw.(map[string]any)
 		if !isTab {
-			l.addf("", 0, "daemon", "daemon: want a table ([daemon]), got %s", describe(raw))
-		} else {
-			applyKeys(l, SectionDaemon, Target{Daemon: &daemon}, tab, "daemon", 0)
+			l.addf("", 0, string(section), "%s: want a table ([%s]), got %s", section, section, describe(raw))
+			continue
 		}
+		applyKeys(l, section, target, tab, string(section), 0)
 	}
 
 	// [defaults] over the built-in defaults.
@@ -88,10 +93,9 @@ func Parse(data []byte, name string) (*Config, error) {
 
 	// [[vni]] entries.
 	entries, err := vniEntries(doc["vni"])
-	if err != nil {
+	if err != nil && !(errors.Is(err, errNoVNIs) && cfg.Flannel.Enable) {
 		l.add("", 0, "vni", err)
 	}
-	cfg := &Config{Version: Version, Daemon: daemon, Source: name, VNIs: make([]VNI, 0, len(entries))}
 	for i, tab := range entries {
 		v := base.clone()
 		where := fmt.Sprintf("vni entry %d", i+1)
@@ -102,6 +106,9 @@ func Parse(data []byte, name string) (*Config, error) {
 		}
 		applyKeys(l, SectionVNI, Target{VNI: &v}, tab, where, i+1)
 		cfg.VNIs = append(cfg.VNIs, v)
+	}
+	if cfg.Flannel.Enable && len(cfg.VNIs) > 0 {
+		l.add("", 0, "vni", errors.New("flannel mode: the VNI comes from the flannel network configuration in etcd; drop the [[vni]] entries"))
 	}
 	if len(l.errs) > 0 {
 		return nil, l.err()
@@ -164,7 +171,7 @@ func vniEntries(raw any) ([]map[string]any, error) {
 	return nil, fmt.Errorf("vni: want [[vni]] tables, got %s", describe(raw))
 }
 
-var topKeys = []string{"version", "daemon", "defaults", "vni"}
+var topKeys = []string{"version", "daemon", "etcd", "flannel", "defaults", "vni"}
 
 // applyKeys sets t from the keys of one table of section, reporting unknown
 // keys and bad values under where. Unknown keys are found here rather than
@@ -175,8 +182,8 @@ func applyKeys(l *errList, section Section, t Target, tab map[string]any, where 
 	for _, name := range sortedKeys(tab) {
 		if !slices.Contains(known, name) {
 			context := ""
-			if section == SectionDaemon {
-				context = " in [daemon]"
+			if section != SectionVNI {
+				context = " in [" + string(section) + "]"
 			}
 			l.add(where, entry, name, unknownKey(name, known, context))
 		}

@@ -93,9 +93,10 @@ func (c *Config) Validate() error {
 	case c.Version != Version:
 		l.add("", 0, "version", unsupportedVersion(int64(c.Version)))
 	}
-	if len(c.VNIs) == 0 {
+	if len(c.VNIs) == 0 && !c.Flannel.Enable {
 		l.add("", 0, "vni", errNoVNIs)
 	}
+	c.checkEtcd(l)
 	if m := c.Daemon.Metrics; m != "" {
 		if _, port, err := net.SplitHostPort(m); err != nil || port == "" {
 			l.addf("daemon", 0, "metrics", "metrics %q: want host:port, like 127.0.0.1:9477 or :9477", m)
@@ -451,4 +452,21 @@ func srcportString(v *VNI) string {
 		return "(unset)"
 	}
 	return fmt.Sprintf("%q", fmt.Sprintf("%d-%d", v.SrcPortMin, v.SrcPortMax))
+}
+
+// checkEtcd checks the [etcd] and [flannel] tables.
+func (c *Config) checkEtcd(l *errList) {
+	e, f := &c.Etcd, &c.Flannel
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		l.addf("etcd", 0, "certfile", "certfile and keyfile go together (a client certificate and its key)")
+	}
+	if len(e.Endpoints) == 0 && (e.Prefix != "" || e.CAFile != "" || e.CertFile != "") {
+		l.addf("etcd", 0, "endpoints", "endpoints: missing; the other etcd settings need it")
+	}
+	if f.Enable && len(e.Endpoints) == 0 {
+		l.addf("flannel", 0, "enable", "flannel mode needs the etcd endpoints ([etcd] endpoints, --etcd-endpoints)")
+	}
+	if !f.Enable && (f.PublicIP.IsValid() || f.Iface != "" || f.SubnetFile != "") {
+		l.addf("flannel", 0, "enable", "flannel settings without flannel mode: add enable = true (--flannel)")
+	}
 }

@@ -54,6 +54,9 @@ type Config struct {
 	// LeaseTTL and RenewMargin default to DefaultLeaseTTL and
 	// DefaultRenewMargin.
 	LeaseTTL, RenewMargin time.Duration
+	// Network is the network configuration, when already read
+	// (ReadNetwork); nil makes Join read it.
+	Network *Network
 	// Logf logs; nil logs nothing.
 	Logf func(format string, args ...any)
 }
@@ -91,21 +94,35 @@ func Join(ctx context.Context, cfg Config) (*Agent, error) {
 	a.renewals = n("flannel_renewals")
 	a.sinkErrors = n("flannel_install_errors")
 
-	key := path.Join(cfg.Prefix, "config")
-	resp, err := cfg.Client.Get(ctx, key)
+	a.network = cfg.Network
+	if a.network == nil {
+		var err error
+		if a.network, err = ReadNetwork(ctx, cfg.Client, cfg.Prefix); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.acquire(ctx, netip.Prefix{}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ReadNetwork reads and checks the network configuration at
+// <prefix>/config.
+func ReadNetwork(ctx context.Context, cli *clientv3.Client, prefix string) (*Network, error) {
+	key := path.Join(cmp.Or(prefix, DefaultPrefix), "config")
+	resp, err := cli.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("flannel: read %s: %w", key, err)
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, fmt.Errorf("flannel: no network configuration at %s (etcdctl put %s '{\"Network\":\"10.5.0.0/16\",\"Backend\":{\"Type\":\"vxlan\"}}')", key, key)
 	}
-	if a.network, err = ParseNetwork(resp.Kvs[0].Value); err != nil {
+	n, err := ParseNetwork(resp.Kvs[0].Value)
+	if err != nil {
 		return nil, fmt.Errorf("flannel: %s: %w", key, err)
 	}
-	if err := a.acquire(ctx, netip.Prefix{}); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return n, nil
 }
 
 // Network returns the network configuration.

@@ -168,7 +168,13 @@ func TestRunFollowsLeases(t *testing.T) {
 	}
 
 	// A third node, written as flanneld would (no vxland involved).
-	c := Lease{Subnet: netip.MustParsePrefix("198.51.100.224/27"), PublicIP: netip.MustParseAddr("192.0.2.3"), VNI: 1, VtepMAC: mac(3)}
+	var free []netip.Prefix // subnets neither a nor b holds
+	for s := range a.Network().subnets {
+		if s != a.Lease().Subnet && s != b.Lease().Subnet {
+			free = append(free, s)
+		}
+	}
+	c := Lease{Subnet: free[0], PublicIP: netip.MustParseAddr("192.0.2.3"), VNI: 1, VtepMAC: mac(3)}
 	v, _ := c.Value()
 	if _, err := cli.Put(ctx, SubnetKey(DefaultPrefix, c.Subnet), string(v)); err != nil {
 		t.Fatal(err)
@@ -177,11 +183,12 @@ func TestRunFollowsLeases(t *testing.T) {
 
 	// Hostile and foreign values change nothing.
 	refused := counter(a.Stats(), "flannel_leases_refused")
+	key := func(s netip.Prefix) string { return fmt.Sprintf("%s-%d", s.Addr(), s.Bits()) }
 	for k, v := range map[string]string{
-		"198.51.100.160-27": `{"PublicIP":"192.0.2.9","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"ff:ff:ff:ff:ff:ff"}}`,
-		"203.0.113.0-27":    string(v),
-		"garbage":           "{",
-		"198.51.100.128-27": `{"PublicIP":"192.0.2.1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:09"}}`,
+		key(free[1]):     `{"PublicIP":"192.0.2.9","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"ff:ff:ff:ff:ff:ff"}}`,
+		"203.0.113.0-27": string(v),
+		"garbage":        "{",
+		key(free[2]):     `{"PublicIP":"192.0.2.1","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:09"}}`,
 	} {
 		if _, err := cli.Put(ctx, DefaultPrefix+"/subnets/"+k, v); err != nil {
 			t.Fatal(err)

@@ -213,3 +213,39 @@ func (h *Handle) RouteMTU(dst netip.Addr) (int, error) {
 	}
 	return l.Attrs().MTU, nil
 }
+
+// DefaultRouteDev returns the device of the IPv4 default route.
+func (h *Handle) DefaultRouteDev() (string, error) {
+	routes, err := h.nl.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return "", fmt.Errorf("netlink: list routes: %w", err)
+	}
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.IP.IsUnspecified() && net.IP(r.Dst.Mask).IsUnspecified()) && r.LinkIndex > 0 {
+			l, err := h.nl.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				return "", fmt.Errorf("netlink: default route device: %w", err)
+			}
+			return l.Attrs().Name, nil
+		}
+	}
+	return "", errors.New("no IPv4 default route")
+}
+
+// FirstIPv4 returns the first global IPv4 address of the interface name.
+func (h *Handle) FirstIPv4(name string) (netip.Addr, error) {
+	l, err := h.nl.LinkByName(name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: %w", name, err)
+	}
+	addrs, err := h.nl.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%s: list addresses: %w", name, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
+			return ip.Unmap(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("%s has no IPv4 address", name)
+}

@@ -134,8 +134,8 @@ func (f *keyFlag) IsBoolFlag() bool { return f.key.Kind == config.KindBool }
 // flag in config.KeyTable is a flag here, parsed by the key's own parser.
 func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	v := config.NewVNI(0) // ip-link's defaults; the ID comes from --vni
-	var daemon config.Daemon
-	target := config.Target{VNI: &v, Daemon: &daemon}
+	cfg := &config.Config{Version: config.Version}
+	target := config.Target{VNI: &v, Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel}
 	var setErr error // a key's own message, clearer than flag's
 	fs := flag.NewFlagSet("vxland", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -191,10 +191,15 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	if *file != "" {
 		return fileConfig(*file, given)
 	}
-	if !slices.ContainsFunc(given, func(kf *keyFlag) bool { return kf.key.Name == "id" }) {
-		return nil, badf("--vni is required (0-%d), or --config FILE", encap.MaxVNI)
+	vniFlags := slices.DeleteFunc(slices.Clone(given), func(kf *keyFlag) bool { return kf.key.Section != config.SectionVNI })
+	switch {
+	case cfg.Flannel.Enable && len(vniFlags) > 0:
+		return nil, badf("--flannel takes the VNI and its settings from the flannel network in etcd; drop %s", flagList(vniFlags))
+	case !cfg.Flannel.Enable && !slices.ContainsFunc(given, func(kf *keyFlag) bool { return kf.key.Name == "id" }):
+		return nil, badf("--vni is required (0-%d), or --config FILE, or --flannel", encap.MaxVNI)
+	case !cfg.Flannel.Enable:
+		cfg.VNIs = []config.VNI{v}
 	}
-	cfg := &config.Config{Version: config.Version, Daemon: daemon, VNIs: []config.VNI{v}}
 	cfg.FillDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, &usageError{flagWords(err)}
@@ -202,17 +207,13 @@ func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	return cfg, nil
 }
 
-// fileConfig loads --config FILE. The file declares every VNI; of the key
-// flags only the daemon's may be given too, and they override the file.
+// fileConfig loads --config FILE. The file declares every VNI; the flags
+// of the other tables ([daemon], [etcd], [flannel]) may be given too, and
+// override the file.
 func fileConfig(file string, given []*keyFlag) (*config.Config, error) {
-	var other []string
-	for _, kf := range given {
-		if kf.key.Section != config.SectionDaemon {
-			other = append(other, kf.name)
-		}
-	}
-	if len(other) > 0 {
-		return nil, badf("--config declares everything; drop %s", strings.Join(other, " "))
+	vniFlags := slices.DeleteFunc(slices.Clone(given), func(kf *keyFlag) bool { return kf.key.Section != config.SectionVNI })
+	if len(vniFlags) > 0 {
+		return nil, badf("--config declares the VNIs; drop %s", flagList(vniFlags))
 	}
 	cfg, err := config.Load(file)
 	if err != nil {
@@ -221,13 +222,13 @@ func fileConfig(file string, given []*keyFlag) (*config.Config, error) {
 	if len(given) == 0 {
 		return cfg, nil
 	}
+	target := config.Target{Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel}
 	for _, kf := range given {
-		for _, s := range kf.values {
-			if err := kf.key.ParseFlag(config.Target{Daemon: &cfg.Daemon}, kf.name, s); err != nil {
-				return nil, &usageError{err.Error()}
-			}
+		if err := kf.key.Replace(target, kf.name, kf.values); err != nil {
+			return nil, &usageError{err.Error()}
 		}
 	}
+	cfg.FillDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, &usageError{flagWords(err)}
 	}
@@ -271,4 +272,13 @@ func flagSpelling(key, msg string) string {
 		}
 	}
 	return msg
+}
+
+// flagList names flags for a message: "--vni --remote".
+func flagList(kfs []*keyFlag) string {
+	names := make([]string, len(kfs))
+	for i, kf := range kfs {
+		names[i] = kf.name
+	}
+	return strings.Join(names, " ")
 }

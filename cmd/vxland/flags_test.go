@@ -86,7 +86,7 @@ func TestParseFlagsBad(t *testing.T) {
 		{[]string{"--vni", "1", "--mtu", "20"}, ""},
 		{[]string{"--vni", "1", "--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"--vni", "1", "extra"}, `unexpected argument "extra"`},
-		{[]string{"--config", "x.toml", "--vni", "1"}, "--config declares everything; drop --vni"},
+		{[]string{"--config", "x.toml", "--vni", "1"}, "--config declares the VNIs; drop --vni"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		var ue *usageError
@@ -200,11 +200,13 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"learning": "false", "ageing": "0", "maxaddress": "64", "tap": "vxt9", "netns": "blue",
 		"mtu": "1400", "mac": "02:00:00:00:00:09", "addr": "203.0.113.9/24", "master": "br9",
 		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477",
+		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
+		"keyfile": "k.pem", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
 	}
 	bad := map[string]string{
 		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",
 		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "mtu": "-1", "mac": "zz",
-		"addr": "203.0.113.9",
+		"addr": "203.0.113.9", "endpoints": "192.0.2.254:2379", "prefix": "vxt", "public_ip": "2001:db8::1",
 	}
 	for _, k := range config.KeyTable {
 		if k.Flag == "" {
@@ -224,42 +226,74 @@ func TestFlagsAndFileAgree(t *testing.T) {
 			}
 			return fmt.Sprintf("%q", v)
 		}
-		table := "[[vni]]\nid = 1\n"
-		if k.Name != "tap" {
-			table += "tap = \"vxland0\"\n"
+		// The smallest valid configuration around the key, both ways.
+		var file strings.Builder
+		args := []string{}
+		flannelKey := k.Section == config.SectionFlannel
+		if k.Section == config.SectionVNI {
+			file.WriteString("[[vni]]\n")
+			if k.Name != "id" {
+				file.WriteString("id = 1\n")
+				args = append(args, "--vni", "1")
+			}
+			if k.Name != "tap" {
+				file.WriteString("tap = \"vxland0\"\n")
+			}
+			if k.Name == "group" {
+				file.WriteString("dev = \"lo\"\n")
+				args = append(args, "--dev", "lo")
+			}
 		}
-		if k.Section == config.SectionDaemon {
-			table = "[daemon]\n" + k.Name + " = " + literal(val) + "\n" + table
-		} else if k.Name != "id" {
-			table += k.Name + " = " + literal(val) + "\n"
-		} else {
-			table = strings.Replace(table, "id = 1", "id = "+val, 1)
+		if k.Section != config.SectionVNI {
+			fmt.Fprintf(&file, "[%s]\n", k.Section)
 		}
-		if k.Name == "group" {
-			table += "dev = \"lo\"\n"
+		fmt.Fprintf(&file, "%s = %s\n", k.Name, literal(val))
+		if flannelKey {
+			if k.Name != "enable" {
+				file.WriteString("enable = true\n")
+				args = append(args, "--flannel")
+			}
+			file.WriteString("[etcd]\nendpoints = [\"http://192.0.2.254:2379\"]\n")
+			args = append(args, "--etcd-endpoints", "http://192.0.2.254:2379")
+		} else if k.Section != config.SectionVNI {
+			file.WriteString("[[vni]]\nid = 1\ntap = \"vxland0\"\n")
+			args = append(args, "--vni", "1")
 		}
-		args := []string{"--vni", "1", "--" + k.Flag, val}
+		if k.Section == config.SectionEtcd && k.Name != "endpoints" {
+			file.WriteString("[etcd]\nendpoints = [\"http://192.0.2.254:2379\"]\n")
+			args = append(args, "--etcd-endpoints", "http://192.0.2.254:2379")
+		}
+		if k.Name == "certfile" {
+			file.WriteString("[etcd]\nkeyfile = \"k.pem\"\n")
+		}
+		if k.Name == "keyfile" {
+			file.WriteString("[etcd]\ncertfile = \"c.pem\"\n")
+		}
 		if k.Kind == config.KindBool {
-			args = []string{"--vni", "1", "--" + k.Flag + "=" + val}
+			args = append(args, "--"+k.Flag+"="+val)
+		} else {
+			args = append(args, "--"+k.Flag, val)
 		}
-		if k.Name == "id" {
-			args = []string{"--vni", val}
+		if k.Name == "certfile" {
+			args = append(args, "--etcd-keyfile", "k.pem")
 		}
-		if k.Name == "group" {
-			args = append(args, "--dev", "lo")
+		if k.Name == "keyfile" {
+			args = append(args, "--etcd-certfile", "c.pem")
 		}
+		table := file.String()
 		fromFlags, err := parseFlags(args, io.Discard)
 		if err != nil {
 			t.Errorf("%v: %v", args, err)
 			continue
 		}
-		fromFile, err := config.Parse([]byte("version = 1\n"+table), "t.toml")
+		fromFile, err := config.Parse([]byte("version = 1\n"+mergeTables(table)), "t.toml")
 		if err != nil {
 			t.Errorf("key %q: %v", k.Name, err)
 			continue
 		}
-		if !reflect.DeepEqual(fromFlags.VNIs, fromFile.VNIs) || fromFlags.Daemon != fromFile.Daemon {
-			t.Errorf("key %q = %s:\nflags %+v %+v\n file %+v %+v", k.Name, val, fromFlags.VNIs, fromFlags.Daemon, fromFile.VNIs, fromFile.Daemon)
+		fromFile.Source = ""
+		if !reflect.DeepEqual(fromFlags, fromFile) {
+			t.Errorf("key %q = %s:\nflags %+v\n file %+v", k.Name, val, fromFlags, fromFile)
 		}
 
 		badVal, ok := bad[k.Name]
@@ -274,17 +308,53 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		if k.Kind == config.KindNumberOrString {
 			lit = badVal
 		}
-		_, fileErr := config.Parse([]byte("version = 1\n[[vni]]\nid = 1\n"+k.Name+" = "+lit+"\n"), "t.toml")
-		if k.Name == "id" {
-			_, fileErr = config.Parse([]byte("version = 1\n[[vni]]\nid = "+badVal+"\n"), "t.toml")
+		where, src := "vni 1 (entry 1)", "[[vni]]\nid = 1\n"+k.Name+" = "+lit+"\n"
+		switch {
+		case k.Name == "id":
+			where, src = "vni "+badVal+" (entry 1)", "[[vni]]\nid = "+badVal+"\n"
+		case k.Section != config.SectionVNI:
+			where, src = string(k.Section), fmt.Sprintf("[%s]\n%s = %s\n[[vni]]\nid = 1\n", k.Section, k.Name, lit)
 		}
+		_, fileErr := config.Parse([]byte("version = 1\n"+src), "t.toml")
 		if flagErr == nil || fileErr == nil {
 			t.Errorf("key %q = %s accepted: flags %v, file %v", k.Name, badVal, flagErr, fileErr)
 			continue
 		}
-		_, fileMsg, _ := strings.Cut(fileErr.Error(), "): ")
+		_, fileMsg, _ := strings.Cut(fileErr.Error(), where+": ")
 		if want := strings.Replace(fileMsg, k.Name, "--"+k.Flag, 1); flagErr.Error() != want {
 			t.Errorf("key %q = %s: flag says %q, file says %q", k.Name, badVal, flagErr, fileMsg)
 		}
 	}
+}
+
+// mergeTables joins the repeated [table] headers of a test's file (TOML
+// allows each table once): the lines under a repeated header move up to
+// its first occurrence.
+func mergeTables(src string) string {
+	var order []string
+	body := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(strings.TrimSpace(src), "\n") {
+		if strings.HasPrefix(line, "[") && !strings.HasPrefix(line, "[[") {
+			cur = line
+			if _, ok := body[cur]; !ok {
+				order = append(order, cur)
+				body[cur] = nil
+			}
+			continue
+		}
+		if strings.HasPrefix(line, "[[") {
+			cur = line
+			order = append(order, cur)
+			body[cur] = nil
+			continue
+		}
+		body[cur] = append(body[cur], line)
+	}
+	var b strings.Builder
+	b.WriteString(strings.Join(body[""], "\n") + "\n")
+	for _, h := range order {
+		b.WriteString(h + "\n" + strings.Join(body[h], "\n") + "\n")
+	}
+	return b.String()
 }

@@ -66,10 +66,26 @@ func run(cfg *config.Config) int {
 		return 2
 	}
 	defer ms.close()
+	var fl *flannelNode
+	if cfg.Flannel.Enable { // the VNI comes from the flannel network in etcd
+		if fl, err = joinFlannel(cfg); err != nil {
+			log.Print(err)
+			return 2
+		}
+		defer fl.close() // after a failed start; otherwise already closed
+	}
 	d, err := start(cfg)
 	if err != nil {
 		log.Print(err)
 		return 2
+	}
+	if fl != nil {
+		v := &cfg.VNIs[0]
+		if err := fl.run(v, d.vnis[identityOf(v)].table, d.done); err != nil {
+			log.Print(err)
+			d.close()
+			return 2
+		}
 	}
 	ms.serve(d)
 	hup := make(chan os.Signal, 1)
@@ -89,9 +105,11 @@ func run(cfg *config.Config) int {
 			}
 		case s := <-sigs:
 			log.Printf("%v: shutting down", s)
+			fl.close() // its routes and neighbours go while the TAP still exists
 			d.close()
 			return 0
 		case err := <-d.done:
+			fl.close()
 			d.close()
 			if err != nil {
 				log.Print(err)

@@ -96,6 +96,9 @@ func (d *daemon) reload() (string, error) {
 	if d.file == "" {
 		return "", &control.ReloadError{Err: errors.New("nothing to reload: vxland was started with flags, not --config")}
 	}
+	if d.running.Flannel.Enable {
+		return "", &control.ReloadError{Err: errors.New("nothing to reload: in flannel mode the configuration comes from etcd and follows it live")}
+	}
 	cfg, err := config.Load(d.file)
 	if err != nil {
 		return "", &control.ReloadError{Err: err}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
@@ -85,6 +86,7 @@ func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{e.Endpoint},
 		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(), // retries while etcd is stopped are expected
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
 	})
 	if err != nil {
