@@ -20,10 +20,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"reflect"
 	"runtime"
 	"testing"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -100,22 +98,6 @@ func tcp4Frame(dst, src [6]byte, payloadLen int, seq uint32, seeded bool) []byte
 	return f
 }
 
-// fillCounters points every nil *stats.Counter field of the struct that v
-// points to at a new counter in set, named after the field, so that the
-// benchmarks keep working when the data plane gains counters.
-func fillCounters(set *stats.Set, v any) {
-	rv := reflect.ValueOf(v).Elem()
-	ct := reflect.TypeFor[*stats.Counter]()
-	for i := 0; i < rv.NumField(); i++ {
-		f := rv.Field(i)
-		if f.Type() != ct || !f.IsNil() {
-			continue
-		}
-		f = reflect.NewAt(ct, unsafe.Pointer(f.UnsafeAddr())).Elem() // unexported: set through its address
-		f.Set(reflect.ValueOf(set.New(rv.Type().Field(i).Name)))
-	}
-}
-
 // benchEndpoint builds an Endpoint the way New does, bound to 127.0.0.1,
 // without segments. With offload it probes UDP GSO and GRO as New does.
 // Close releases its sockets (not the TAPs of its segments).
@@ -125,10 +107,7 @@ func benchEndpoint(b testing.TB, offload bool) *Endpoint {
 	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1)}
 	ep.tab.Store(newSegTable(nil))
 	ep.gsoLimit.Store(maxGSOPayload)
-	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
-		ep.rxDrops[r] = ep.counters.New(r.String())
-	}
-	ep.rxPackets = ep.counters.New("rx_datagrams")
+	ep.initCounters()
 	b.Cleanup(func() {
 		if ep.rx != nil {
 			ep.rx.close()
@@ -165,7 +144,7 @@ func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Seg
 		s.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: sc.MTU})
 		s.emitFn = s.emit
 	}
-	fillCounters(&s.counters, &s.c)
+	s.initCounters()
 	ep.tab.Store(newSegTable(append(ep.Segments(), s)))
 	return s
 }
@@ -468,9 +447,11 @@ func BenchmarkReceiveDatagram(b *testing.B) {
 			if bc.batch > 1 {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*bc.batch), "ns/datagram")
 			}
-			for r, c := range ep.rxDrops {
-				if c != nil && c.Load() != 0 {
-					b.Fatalf("%d datagrams dropped (%v)", c.Load(), encap.Reason(r))
+			for r := range encap.NumReasons {
+				for _, c := range []*stats.Counter{ep.rxDrops[r], s.rxDrops[r]} {
+					if c != nil && c.Load() != 0 {
+						b.Fatalf("%d datagrams dropped (%v)", c.Load(), r)
+					}
 				}
 			}
 			if e := s.c.tapWriteErr.Load(); e != 0 {

@@ -128,6 +128,9 @@ type Endpoint struct {
 	// over the device MTU), and such segments go one by one.
 	gsoLimit atomic.Int64
 
+	// counters are the socket's (see initCounters); rxDrops holds those
+	// of the drop reasons decided before the VNI is known, nil for the
+	// others, which each segment counts.
 	counters  stats.Set
 	rxDrops   [encap.NumReasons]*stats.Counter
 	rxPackets *stats.Counter
@@ -160,6 +163,9 @@ type Segment struct {
 
 	counters stats.Set
 	c        segmentCounters
+	// rxDrops holds the counters of the receive drops decided once the
+	// VNI is known (perVNI), nil for the others, which the endpoint counts.
+	rxDrops [encap.NumReasons]*stats.Counter
 }
 
 // segmentCounters are a segment's counters. tx_messages counts send
@@ -236,11 +242,7 @@ func New(cfg Config) (_ *Endpoint, err error) {
 			ep.Close() // ep, not the nil the failed return carries
 		}
 	}()
-	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
-		ep.rxDrops[r] = ep.counters.New(r.String())
-	}
-	ep.rxPackets = ep.counters.New("rx_datagrams")
-	ep.panics = ep.counters.New("loop_panics")
+	ep.initCounters()
 
 	// Multicast datagrams are addressed to the group, not to Local: like
 	// the kernel's vxlan socket, bind to any address when a group is used.
@@ -615,13 +617,7 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 		s.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: sc.MTU})
 		s.emitFn = s.emit
 	}
-	c := &s.c
-	n := s.counters.New
-	c.txFrames, c.txBytes, c.txMessages = n("tx_frames"), n("tx_bytes"), n("tx_messages")
-	c.txNoDest, c.txShort, c.txErrors, c.txBadGSO = n("tx_no_destination"), n("tx_short"), n("tx_send_errors"), n("tx_bad_gso")
-	c.rxFrames, c.rxBytes = n("rx_frames"), n("rx_bytes")
-	c.rxBadSource, c.tapWrites, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_writes"), n("rx_tap_write_errors")
-	c.learned, c.migrated, c.learnFull = n("fdb_learned"), n("fdb_migrated"), n("fdb_learn_full")
+	s.initCounters()
 	return s, nil
 }
 
@@ -631,8 +627,8 @@ func (ep *Endpoint) Segments() []*Segment { return ep.tab.Load().list }
 // TAPName returns the segment's interface name.
 func (s *Segment) TAPName() string { return s.tap.Name() }
 
-// Stats returns the segment's counters followed by the endpoint's receive
-// counters (datagrams dropped before their VNI was known).
+// Stats returns the segment's counters followed by those of the endpoint's
+// socket (datagrams received, and dropped before their VNI was known).
 func (s *Segment) Stats() []stats.Value {
 	return append(s.counters.Snapshot(), s.ep.counters.Snapshot()...)
 }

@@ -99,14 +99,22 @@ func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
 		}
 	}
 	if r == encap.ReasonReserved {
-		ep.drop(r)
+		seg.drop(r)
 		return
 	}
 	seg.receive(frame, from, tos, vni)
 }
 
+// drop counts a datagram dropped before its VNI was known.
 func (ep *Endpoint) drop(r encap.Reason) {
 	if c := ep.rxDrops[r]; c != nil {
+		c.Inc()
+	}
+}
+
+// drop counts a datagram of the segment's VNI dropped.
+func (s *Segment) drop(r encap.Reason) {
+	if c := s.rxDrops[r]; c != nil {
 		c.Inc()
 	}
 }
@@ -114,11 +122,11 @@ func (ep *Endpoint) drop(r encap.Reason) {
 func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
 	ep := s.ep
 	if r := encap.CheckInner(frame, s.cfg.MAC); r != encap.ReasonOK {
-		ep.drop(r)
+		s.drop(r)
 		return
 	}
 	if truncatedIP(frame) {
-		ep.drop(encap.ReasonShort)
+		s.drop(encap.ReasonInnerShort)
 		return
 	}
 	src := fdb.MAC(frame[6:12])
@@ -133,14 +141,14 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 	}
 	switch verdict {
 	case learning.Drop:
-		ep.drop(encap.ReasonLearnConflict)
+		s.drop(encap.ReasonLearnConflict)
 		return
 	case learning.DropInvalidSource:
 		s.c.rxBadSource.Inc()
 		return
 	}
 	if !encap.DecapECN(frame, tos) {
-		ep.drop(encap.ReasonECN)
+		s.drop(encap.ReasonECN)
 		return
 	}
 	s.c.rxFrames.Inc()

@@ -25,16 +25,18 @@ type Reason uint8
 
 // Receive verdicts. The kernel checks them in the order ReasonShort,
 // ReasonNoIFlag, ReasonUnknownVNI, ReasonReserved, ReasonOwnMAC,
-// ReasonLearnConflict, ReasonECN.
+// ReasonInnerShort, ReasonLearnConflict, ReasonECN. The first three are
+// decided before the datagram's VNI is known, the others after.
 const (
 	ReasonOK            Reason = iota // accepted
-	ReasonShort                       // datagram or inner frame too short
+	ReasonShort                       // datagram too short for the VXLAN and Ethernet headers
 	ReasonNoIFlag                     // I flag clear
 	ReasonReserved                    // a reserved header bit set
 	ReasonUnknownVNI                  // no device for the VNI (checked by the caller)
 	ReasonOwnMAC                      // inner source MAC is our own: a loop
 	ReasonECN                         // outer CE on a Not-ECT inner packet (RFC 6040)
 	ReasonLearnConflict               // source MAC is permanent at another remote
+	ReasonInnerShort                  // inner frame too short for its Ethernet or IP header
 	NumReasons                        // number of Reasons, for arrays of counters
 )
 
@@ -47,6 +49,7 @@ var reasonNames = [NumReasons]string{
 	ReasonOwnMAC:        "rx_own_mac",
 	ReasonECN:           "rx_ecn_drop",
 	ReasonLearnConflict: "rx_learn_conflict",
+	ReasonInnerShort:    "rx_inner_short",
 }
 
 // String returns the counter name of r, such as "rx_short".
@@ -97,12 +100,12 @@ func Parse(b []byte) (vni uint32, frame []byte, r Reason) {
 }
 
 // CheckInner applies the kernel's checks on the inner frame returned by
-// Parse: ReasonShort when it lacks an Ethernet header, ReasonOwnMAC when its
-// source address is own (a looped frame or our own multicast echo), else
-// ReasonOK.
+// Parse: ReasonInnerShort when it lacks an Ethernet header, ReasonOwnMAC
+// when its source address is own (a looped frame or our own multicast
+// echo), else ReasonOK.
 func CheckInner(frame []byte, own [6]byte) Reason {
 	if len(frame) < EthHeaderLen {
-		return ReasonShort
+		return ReasonInnerShort
 	}
 	if [6]byte(frame[6:12]) == own {
 		return ReasonOwnMAC

@@ -86,6 +86,7 @@ func TestReasonString(t *testing.T) {
 		ReasonOwnMAC:        "rx_own_mac",
 		ReasonECN:           "rx_ecn_drop",
 		ReasonLearnConflict: "rx_learn_conflict",
+		ReasonInnerShort:    "rx_inner_short",
 		NumReasons:          "rx_invalid_reason",
 		255:                 "rx_invalid_reason",
 	}
@@ -112,8 +113,8 @@ func TestCheckInner(t *testing.T) {
 		{"ok", frame, ReasonOK},
 		{"addressed to us", toUs, ReasonOK},
 		{"header only", frame[:14], ReasonOK},
-		{"empty", nil, ReasonShort},
-		{"13 bytes", frame[:13], ReasonShort},
+		{"empty", nil, ReasonInnerShort},
+		{"13 bytes", frame[:13], ReasonInnerShort},
 		{"own source MAC", looped, ReasonOwnMAC},
 	} {
 		if got := CheckInner(tc.frame, own); got != tc.want {

@@ -91,10 +91,17 @@ func (d *daemon) ctl(t *testing.T, args ...string) string {
 
 var statLine = regexp.MustCompile(`^\s*([a-z0-9_]+):?\s+(\d+)\s*$`)
 
-// stats returns the daemon's counters by name.
+// stats returns the counters of the daemon's first TAP by name.
 func (d *daemon) stats(t *testing.T) map[string]uint64 {
 	t.Helper()
-	out := d.ctl(t, "stats", "dev", d.tap)
+	return d.statsOf(t, d.tap)
+}
+
+// statsOf returns the counters vxlanctl stats shows for dev, by name: the
+// device's own and those of the socket it shares.
+func (d *daemon) statsOf(t *testing.T, dev string) map[string]uint64 {
+	t.Helper()
+	out := d.ctl(t, "stats", "dev", dev)
 	m := map[string]uint64{}
 	for _, line := range strings.Split(out, "\n") {
 		if s := statLine.FindStringSubmatch(line); s != nil {

@@ -144,6 +144,9 @@ func TestMetrics(t *testing.T) {
 		`vxland_fdb_entries{dev="vx0",state="static",vni="40"}`:    0,
 		`vxland_loop_panics_total{local="0.0.0.0",port="4789"}`:    0,
 		`vxland_rx_unknown_vni_total{local="0.0.0.0",port="4789"}`: 0,
+		// Drops decided once the VNI is known are the device's.
+		`vxland_rx_own_mac_total{dev="vx0",vni="40"}`:       0,
+		`vxland_rx_reserved_bits_total{dev="vx0",vni="40"}`: 0,
 	} {
 		if v, ok := second[key]; !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", key, v, ok, want)

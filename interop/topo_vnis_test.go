@@ -2,6 +2,7 @@ package interop
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +157,57 @@ func TestTopoManyVNIs(t *testing.T) {
 			t.Errorf("%s received %d broadcasts of another VNI", w.name, got)
 		}
 	}
+
+	checkDropsPerVNI(t, d, p, segs)
 	d.stop(t)
+}
+
+// perVNIDrops are the receive drops counted on the VNI of the datagram.
+var perVNIDrops = []string{"rx_reserved_bits", "rx_own_mac", "rx_inner_short", "rx_learn_conflict",
+	"rx_ecn_drop", "rx_invalid_source_mac"}
+
+// checkDropsPerVNI sends, from the peer namespace p to the shared socket,
+// datagrams of the first VNI that are dropped once their VNI is known (its
+// TAP's own source MAC, a reserved bit), then a datagram of a VNI nobody
+// serves as a barrier: the socket handles datagrams in order, so once
+// rx_unknown_vni has counted it, the drops before it are counted too. They
+// must show under the first VNI only, not under the others sharing the
+// socket.
+func checkDropsPerVNI(t *testing.T, d *daemon, p *testnet.NS, segs []*vniSeg) {
+	t.Helper()
+	first := segs[0]
+	own, _ := net.ParseMAC(macOf(t, first.ns, first.tap))
+	stranger, _ := net.ParseMAC("02:00:00:00:00:99")
+	marker := []byte("per-vni-drop-marker")
+	before := map[string]map[string]uint64{}
+	for _, s := range segs {
+		before[s.tap] = d.statsOf(t, s.tap)
+	}
+	sendDatagrams(t, p, "192.0.2.1", 0,
+		append(vxlanHeader(0x08, first.vni, 0), innerUDP(t, own, own, 0, marker)...),      // own source MAC
+		append(vxlanHeader(0x08, first.vni, 1), innerUDP(t, own, stranger, 0, marker)...), // reserved byte
+		append(vxlanHeader(0x08, 999, 0), innerUDP(t, own, stranger, 0, marker)...),       // the barrier
+	)
+	testnet.Eventually(t, 3*time.Second, func() error {
+		if got := d.statsOf(t, first.tap)["rx_unknown_vni"] - before[first.tap]["rx_unknown_vni"]; got != 1 {
+			return errorf("rx_unknown_vni rose by %d, want 1 (the barrier datagram)", got)
+		}
+		return nil
+	})
+	for _, s := range segs {
+		after := d.statsOf(t, s.tap)
+		for _, k := range perVNIDrops {
+			want := uint64(0)
+			if s == first && (k == "rx_own_mac" || k == "rx_reserved_bits") {
+				want = 1
+			}
+			if got := after[k] - before[s.tap][k]; got != want {
+				t.Errorf("dev %s (VNI %d): %s rose by %d, want %d", s.tap, s.vni, k, got, want)
+			}
+		}
+		// The socket's counters are the same whichever device shows them.
+		if got, want := after["rx_unknown_vni"], d.statsOf(t, first.tap)["rx_unknown_vni"]; got != want {
+			t.Errorf("dev %s shows rx_unknown_vni %d, dev %s %d: one socket, one counter", s.tap, got, first.tap, want)
+		}
+	}
 }

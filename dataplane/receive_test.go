@@ -1,0 +1,163 @@
+package dataplane
+
+import (
+	"bytes"
+	"maps"
+	"net/netip"
+	"testing"
+
+	"github.com/vxland/vxland/encap"
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/stats"
+)
+
+// values returns a snapshot as a map by name.
+func values(vs []stats.Value) map[string]uint64 {
+	m := make(map[string]uint64, len(vs))
+	for _, v := range vs {
+		m[v.Name] = v.Value
+	}
+	return m
+}
+
+// delta returns the counters of after that differ from before, with the
+// difference.
+func delta(before, after map[string]uint64) map[string]uint64 {
+	d := map[string]uint64{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+// TestDropCounterScopes checks that every receive drop reason has exactly
+// one counter, on the socket or on each segment, and that no segment
+// counter has the name of a socket counter: vxlanctl stats shows the two
+// lists together.
+func TestDropCounterScopes(t *testing.T) {
+	ep := benchEndpoint(t, false)
+	s := benchSegment(ep, fdb.New(fdb.Options{}), nil, false)
+	sock, seg := values(ep.Counters()), values(s.Counters())
+	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
+		_, onSock := sock[r.String()]
+		_, onSeg := seg[r.String()]
+		if onSock == onSeg {
+			t.Errorf("%v: counted on the socket %v, on the segment %v; want exactly one", r, onSock, onSeg)
+		}
+		if onSeg != perVNI(r) {
+			t.Errorf("%v: on the segment %v, but perVNI says %v", r, onSeg, perVNI(r))
+		}
+	}
+	for name := range seg {
+		if _, dup := sock[name]; dup {
+			t.Errorf("counter %s is both the socket's and the segment's", name)
+		}
+	}
+	if got, want := len(s.Stats()), len(sock)+len(seg); got != want {
+		t.Errorf("Stats has %d counters, want %d (segment and socket)", got, want)
+	}
+	if _, ok := seg["rx_frames"]; !ok {
+		t.Error("segment has no rx_frames counter")
+	}
+	if _, ok := sock["rx_datagrams"]; !ok {
+		t.Error("socket has no rx_datagrams counter")
+	}
+}
+
+// TestReceiveDropsPerVNI offers datagrams that are dropped to an endpoint
+// serving two VNIs on one socket. A drop decided once the VNI is known is
+// counted on that VNI's segment and nowhere else; the other segment sees
+// nothing; the socket counts the datagram, and itself counts the drops
+// decided before the VNI is known.
+func TestReceiveDropsPerVNI(t *testing.T) {
+	const vniA, vniB = 100, 200
+	ep := benchEndpoint(t, false)
+	tables := map[uint32]*fdb.Table{}
+	segs := map[uint32]*Segment{}
+	for _, vni := range []uint32{vniA, vniB} {
+		tables[vni] = fdb.New(fdb.Options{})
+		s := benchSegment(ep, tables[vni], nil, false)
+		s.cfg.VNI = vni
+		segs[vni] = s
+	}
+	ep.tab.Store(newSegTable(ep.Segments())) // index the VNIs just set
+
+	from := benchRemote
+	other := netip.MustParseAddr("192.0.2.3")
+	pinned := [6]byte{0x02, 0, 0x5e, 0, 0, 0x77}
+	if err := tables[vniA].Add(pinned, fdb.Dest{IP: other, Port: DefaultPort, VNI: vniA}, fdb.Permanent); err != nil {
+		t.Fatal(err)
+	}
+	frame := func(src [6]byte) []byte { return tcp4Frame(benchDstMAC, src, 100, 1, false) }
+	dgram := func(flags byte, vni uint32, last byte, inner []byte) []byte {
+		d := make([]byte, encap.HeaderLen, encap.HeaderLen+len(inner))
+		encap.PutHeader(d, vni)
+		d[0], d[7] = flags, last
+		return append(d, inner...)
+	}
+	good := frame(benchPeerMAC)
+	truncated := append([]byte(nil), good[:encap.EthHeaderLen+10]...) // IPv4, header cut short
+
+	type want struct {
+		sock, seg map[string]uint64 // changes on the socket and on the VNI's segment
+	}
+	for _, tc := range []struct {
+		name  string
+		d     []byte
+		tos   uint8
+		vni   uint32 // the segment expected to count it (0: none)
+		want  want
+		setup func()
+	}{
+		{name: "short datagram", d: []byte{0x08, 0, 0},
+			want: want{sock: map[string]uint64{"rx_datagrams": 1, "rx_short": 1}}},
+		{name: "I flag clear", d: dgram(0x00, vniA, 0, good),
+			want: want{sock: map[string]uint64{"rx_datagrams": 1, "rx_no_i_flag": 1}}},
+		{name: "unknown VNI", d: dgram(0x08, 300, 0, good),
+			want: want{sock: map[string]uint64{"rx_datagrams": 1, "rx_unknown_vni": 1}}},
+		{name: "reserved bits, unknown VNI", d: dgram(0x0c, 300, 0, good),
+			want: want{sock: map[string]uint64{"rx_datagrams": 1, "rx_unknown_vni": 1}}},
+		{name: "reserved flag bit", d: dgram(0x0c, vniA, 0, good), vni: vniA,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_reserved_bits": 1}}},
+		{name: "reserved last byte", d: dgram(0x08, vniB, 1, good), vni: vniB,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_reserved_bits": 1}}},
+		{name: "own source MAC", d: dgram(0x08, vniA, 0, frame(benchOurMAC)), vni: vniA,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_own_mac": 1}}},
+		{name: "inner IPv4 header truncated", d: dgram(0x08, vniB, 0, truncated), vni: vniB,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_inner_short": 1}}},
+		{name: "source pinned to another remote", d: dgram(0x08, vniA, 0, frame(pinned)), vni: vniA,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_learn_conflict": 1}}},
+		{name: "group source MAC", d: dgram(0x08, vniA, 0, frame([6]byte{0x01, 0, 0x5e, 0, 0, 1})), vni: vniA,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_invalid_source_mac": 1}}},
+		// Learning comes before the ECN check, as in the kernel.
+		{name: "outer CE on Not-ECT", d: dgram(0x08, vniB, 0, frame(benchPeerMAC)), tos: 0x03, vni: vniB,
+			want: want{sock: map[string]uint64{"rx_datagrams": 1}, seg: map[string]uint64{"rx_ecn_drop": 1, "fdb_learned": 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sockBefore := values(ep.Counters())
+			segBefore := map[uint32]map[string]uint64{}
+			for vni, s := range segs {
+				segBefore[vni] = values(s.Counters())
+			}
+			orig := bytes.Clone(tc.d)
+			ep.receive(tc.d, from, tc.tos) // a nil TAP: a delivered frame would panic
+			if got := delta(sockBefore, values(ep.Counters())); !maps.Equal(got, tc.want.sock) {
+				t.Errorf("socket counters changed by %v, want %v", got, tc.want.sock)
+			}
+			for vni, s := range segs {
+				want := map[string]uint64{}
+				if vni == tc.vni {
+					want = tc.want.seg
+				}
+				if got := delta(segBefore[vni], values(s.Counters())); !maps.Equal(got, want) {
+					t.Errorf("VNI %d counters changed by %v, want %v", vni, got, want)
+				}
+			}
+			if tc.tos == 0 && !bytes.Equal(tc.d, orig) {
+				t.Error("a dropped datagram was modified")
+			}
+		})
+	}
+}
