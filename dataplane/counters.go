@@ -31,6 +31,7 @@ func (ep *Endpoint) initCounters() {
 			ep.rxDrops[r] = n(r.String())
 		}
 	}
+	ep.rxOverflow = n("rx_socket_overflow")
 	ep.panics = n("loop_panics")
 }
 

@@ -131,10 +131,11 @@ type Endpoint struct {
 	// counters are the socket's (see initCounters); rxDrops holds those
 	// of the drop reasons decided before the VNI is known, nil for the
 	// others, which each segment counts.
-	counters  stats.Set
-	rxDrops   [encap.NumReasons]*stats.Counter
-	rxPackets *stats.Counter
-	panics    *stats.Counter
+	counters   stats.Set
+	rxDrops    [encap.NumReasons]*stats.Counter
+	rxPackets  *stats.Counter
+	rxOverflow *stats.Counter // datagrams the kernel dropped: the socket's queue was full
+	panics     *stats.Counter
 
 	closing chan struct{}
 	wg      sync.WaitGroup
@@ -406,7 +407,7 @@ func (ep *Endpoint) tuneRx() error {
 		return err
 	}
 	setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 8<<20)
-	return nil
+	return s.countOverflow(ep.rxOverflow)
 }
 
 // setBuffer raises a socket buffer, with the privileged option first.

@@ -10,10 +10,13 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vxland/vxland/stats"
 )
 
 // cmsgSpace is room for the control messages of one datagram: the outer TOS
-// (or traffic class) and UDP_GRO size in, or TOS, TTL and UDP_SEGMENT out.
+// (or traffic class), UDP_GRO size and SO_RXQ_OVFL drop count in, or TOS,
+// TTL and UDP_SEGMENT out.
 const cmsgSpace = 128
 
 // udpSocket is a UDP socket received from through recvmmsg on
@@ -34,6 +37,13 @@ type udpSocket struct {
 	rn     int   // result of the last recvmmsg
 	rerr   error // error of the last recvmmsg
 	rfn    func(fd uintptr) bool
+	// overflow counts the datagrams the kernel dropped because the
+	// receive queue was full (SO_RXQ_OVFL); nil when not asked for.
+	overflow *stats.Counter
+	// kernelDrops is the socket's drop count as the last SO_RXQ_OVFL
+	// control message said; the kernel's count is cumulative, overflow
+	// gets what it grew by.
+	kernelDrops uint32
 }
 
 // sendBatch is one goroutine's queue of datagrams for one socket: several
@@ -205,9 +215,41 @@ func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos 
 			sizes[i] = -1 // larger than the buffer: the caller drops it
 		}
 		from[i] = sockaddrToAddrPort(&s.rnames[i])
-		tos[i], gso[i] = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
+		var drops uint32
+		var hasDrops bool
+		tos[i], gso[i], drops, hasDrops = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
+		if hasDrops && s.overflow != nil {
+			if d := dropsDelta(s.kernelDrops, drops); d > 0 {
+				s.overflow.Add(uint64(d))
+				s.kernelDrops = drops
+			}
+		}
 	}
 	return got, nil
+}
+
+// countOverflow asks the kernel to report, with each received datagram,
+// how many datagrams the socket has dropped so far (SO_RXQ_OVFL: its
+// receive queue was full), and makes recv add what that count grows by to
+// c. The count arrives with the next datagram received after a drop.
+func (s *udpSocket) countOverflow(c *stats.Counter) error {
+	if err := s.setInt(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1, "SO_RXQ_OVFL"); err != nil {
+		return err
+	}
+	s.overflow = c
+	return nil
+}
+
+// dropsDelta returns how much the kernel's cumulative 32-bit drop count
+// grew from last to cur, across a wrap. The count only grows and
+// datagrams are received in the order they were queued, so a cur behind
+// last (a difference of 2^31 or more) is not growth and gives 0.
+func dropsDelta(last, cur uint32) uint32 {
+	d := cur - last
+	if d >= 1<<31 {
+		return 0
+	}
+	return d
 }
 
 func (s *udpSocket) recvOnce(fd uintptr) bool {
@@ -241,10 +283,12 @@ func sockaddrToAddrPort(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// parseRecvCmsgs returns the outer TOS (IP_TOS or IPV6_TCLASS) and the
-// UDP_GRO segment size (0 when the datagram was not coalesced) from a
-// received datagram's control messages.
-func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
+// parseRecvCmsgs returns the outer TOS (IP_TOS or IPV6_TCLASS), the
+// UDP_GRO segment size (0 when the datagram was not coalesced) and the
+// socket's cumulative drop count (SO_RXQ_OVFL, with hasDrops; the kernel
+// leaves it out while the count is 0) from a received datagram's control
+// messages.
+func parseRecvCmsgs(oob []byte) (tos uint8, gso int, drops uint32, hasDrops bool) {
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
@@ -259,6 +303,8 @@ func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
 			tos = uint8(binary.NativeEndian.Uint32(data))
 		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && len(data) >= 4:
 			gso = int(binary.NativeEndian.Uint32(data))
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
+			drops, hasDrops = binary.NativeEndian.Uint32(data), true
 		}
 		adv := cmsgAlign(l)
 		if adv > len(oob) {
@@ -266,7 +312,7 @@ func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
 		}
 		oob = oob[adv:]
 	}
-	return tos, gso
+	return tos, gso, drops, hasDrops
 }
 
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }

@@ -140,10 +140,11 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	for key, want := range map[string]float64{
-		`vxland_fdb_entries{dev="vx0",state="permanent",vni="40"}`: 1, // the --remote
-		`vxland_fdb_entries{dev="vx0",state="static",vni="40"}`:    0,
-		`vxland_loop_panics_total{local="0.0.0.0",port="4789"}`:    0,
-		`vxland_rx_unknown_vni_total{local="0.0.0.0",port="4789"}`: 0,
+		`vxland_fdb_entries{dev="vx0",state="permanent",vni="40"}`:     1, // the --remote
+		`vxland_fdb_entries{dev="vx0",state="static",vni="40"}`:        0,
+		`vxland_loop_panics_total{local="0.0.0.0",port="4789"}`:        0,
+		`vxland_rx_unknown_vni_total{local="0.0.0.0",port="4789"}`:     0,
+		`vxland_rx_socket_overflow_total{local="0.0.0.0",port="4789"}`: 0,
 		// Drops decided once the VNI is known are the device's.
 		`vxland_rx_own_mac_total{dev="vx0",vni="40"}`:       0,
 		`vxland_rx_reserved_bits_total{dev="vx0",vni="40"}`: 0,
