@@ -117,6 +117,19 @@ func FormatStats(w io.Writer, devs []DeviceStats) error {
 	return nil
 }
 
+// FormatDevs writes one "dev NAME vni N port N" line per device, the
+// heading FormatStats gives each device.
+func FormatDevs(w io.Writer, devs []DeviceInfo) error {
+	bw := bufio.NewWriter(w)
+	for _, d := range devs {
+		fmt.Fprintf(bw, "dev %s vni %d port %d\n", d.Name, d.VNI, d.Port)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write devs: %w", err)
+	}
+	return nil
+}
+
 // JSONFDBEntry is one destination of an FDB entry as `vxlanctl -j fdb show`
 // prints it, after `bridge -j fdb show`: one object per MAC and
 // destination. State is "permanent" or "static", and absent for learned
@@ -137,6 +150,14 @@ type JSONStats struct {
 	VNI      uint32            `json:"vni"`
 	Port     uint16            `json:"port"`
 	Counters map[string]uint64 `json:"counters"`
+}
+
+// JSONDev is one device as `vxlanctl -j devs` prints it, named as
+// `ip -j link show` names an interface.
+type JSONDev struct {
+	Ifname string `json:"ifname"`
+	VNI    uint32 `json:"vni"`
+	Port   uint16 `json:"port"`
 }
 
 // WriteFDBJSON writes the entries of devs as one JSON array of
@@ -177,6 +198,16 @@ func WriteStatsJSON(w io.Writer, devs []DeviceStats) error {
 			j.Counters[v.Name] = v.Value
 		}
 		out = append(out, j)
+	}
+	return writeJSON(w, out)
+}
+
+// WriteDevsJSON writes devs as one JSON array of JSONDev, followed by a
+// newline.
+func WriteDevsJSON(w io.Writer, devs []DeviceInfo) error {
+	out := make([]JSONDev, 0, len(devs))
+	for _, d := range devs {
+		out = append(out, JSONDev{Ifname: d.Name, VNI: d.VNI, Port: d.Port})
 	}
 	return writeJSON(w, out)
 }

@@ -119,4 +119,23 @@ func TestWriteJSON(t *testing.T) {
 	if want := `[{"dev":"vxl0","vni":42,"port":4789,"counters":{"rx_frames":7}}]` + "\n"; b.String() != want {
 		t.Errorf("WriteStatsJSON: %s want %s", b.String(), want)
 	}
+	devs := []DeviceInfo{{Name: "vxl0", VNI: 42, Port: 4789}, {Name: "vxl1", VNI: 0, Port: 8472}}
+	b.Reset()
+	if err := WriteDevsJSON(&b, devs); err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"ifname":"vxl0","vni":42,"port":4789},{"ifname":"vxl1","vni":0,"port":8472}]` + "\n"; b.String() != want {
+		t.Errorf("WriteDevsJSON: %s want %s", b.String(), want)
+	}
+	b.Reset()
+	if err := WriteDevsJSON(&b, nil); err != nil || b.String() != "[]\n" {
+		t.Errorf("no devices: %q, %v", b.String(), err)
+	}
+	b.Reset()
+	if err := FormatDevs(&b, devs); err != nil {
+		t.Fatal(err)
+	}
+	if want := "dev vxl0 vni 42 port 4789\ndev vxl1 vni 0 port 8472\n"; b.String() != want {
+		t.Errorf("FormatDevs: %q want %q", b.String(), want)
+	}
 }

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -57,6 +58,21 @@ func TestTopoManyVNIs(t *testing.T) {
 	// One socket on port 4789 serves all three VNIs.
 	if socks := udpSockets(t, h, 4789); len(socks) != 1 {
 		t.Errorf("%d UDP sockets on port 4789, want one shared by the three VNIs:\n%s", len(socks), strings.Join(socks, "\n"))
+	}
+	// vxlanctl -j devs lists the three devices of the daemon.
+	var devs []struct {
+		Ifname string `json:"ifname"`
+		VNI    uint32 `json:"vni"`
+		Port   uint16 `json:"port"`
+	}
+	if out := d.ctl(t, "-j", "devs"); json.Unmarshal([]byte(out), &devs) != nil || len(devs) != len(segs) {
+		t.Errorf("vxlanctl -j devs: want %d devices as a JSON array, got:\n%s", len(segs), out)
+	} else {
+		for i, s := range segs {
+			if devs[i].Ifname != s.tap || devs[i].VNI != s.vni || devs[i].Port != 4789 {
+				t.Errorf("vxlanctl -j devs: device %d is %+v, want %s vni %d port 4789", i, devs[i], s.tap, s.vni)
+			}
+		}
 	}
 	macs := map[string]string{}
 	for _, s := range segs {

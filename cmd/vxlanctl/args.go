@@ -22,6 +22,7 @@ const (
 	opFDBDel
 	opFDBShow
 	opStats
+	opDevs
 	opReload
 )
 
@@ -42,6 +43,8 @@ func (o op) String() string {
 		return "fdb show"
 	case opStats:
 		return "stats"
+	case opDevs:
+		return "devs"
 	case opReload:
 		return "reload"
 	}
@@ -53,9 +56,9 @@ type command struct {
 	op     op
 	socket string          // --socket; empty: found from dev
 	netns  string          // -n: the network namespace whose daemons to reach
-	json   bool            // -j: fdb show and stats print JSON
+	json   bool            // -j: fdb show, stats and devs print JSON
 	dir    string          // the socket directory of that namespace (run sets it)
-	dev    string          // TAP device; empty for show/stats of every device
+	dev    string          // TAP device; empty for show/stats/devs of every device
 	mac    fdb.MAC         // fdb add/append/replace/del
 	dst    *control.Remote // nil when the command line has no dst
 	state  fdb.State       // add/append/replace; bridge's default is permanent
@@ -129,7 +132,7 @@ func parseArgs(args []string) (*command, error) {
 		return &command{op: opHelp}, nil
 	}
 	if len(rest) == 0 {
-		return nil, usagef("missing command (fdb, stats or reload)")
+		return nil, usagef("missing command (fdb, stats, devs or reload)")
 	}
 	var cmd *command
 	var err error
@@ -140,10 +143,12 @@ func parseArgs(args []string) (*command, error) {
 		cmd, err = parseFDB(rest[1:])
 	case "stats":
 		cmd, err = parseQuery(opStats, rest[1:])
+	case "devs":
+		cmd, err = parseQuery(opDevs, rest[1:])
 	case "reload":
 		cmd, err = parseQuery(opReload, rest[1:])
 	default:
-		return nil, usagef("unknown command %q (want fdb, stats or reload)", rest[0])
+		return nil, usagef("unknown command %q (want fdb, stats, devs or reload)", rest[0])
 	}
 	if err != nil {
 		return nil, err
@@ -180,7 +185,7 @@ func parseFDB(args []string) (*command, error) {
 	return parseModify(o, args[1:])
 }
 
-// parseQuery parses "[dev TAP]" for fdb show and stats.
+// parseQuery parses "[dev TAP]" for fdb show, stats, devs and reload.
 func parseQuery(o op, args []string) (*command, error) {
 	cmd := &command{op: o}
 	for i := 0; i < len(args); i++ {

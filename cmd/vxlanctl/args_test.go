@@ -53,6 +53,8 @@ func TestParseArgsGood(t *testing.T) {
 		{"fdb show --socket=/tmp/x.sock", command{op: opFDBShow, socket: "/tmp/x.sock"}},
 		{"stats", command{op: opStats}},
 		{"stats dev vxl0", command{op: opStats, dev: "vxl0"}},
+		{"devs", command{op: opDevs}},
+		{"-j devs dev vxl0", command{op: opDevs, dev: "vxl0", json: true}},
 		{"help", command{op: opHelp}},
 		{"-h", command{op: opHelp}},
 		{"--help", command{op: opHelp}},

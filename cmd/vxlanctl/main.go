@@ -6,6 +6,7 @@
 //	vxlanctl fdb add|append|replace|del MAC dev TAP [dst IP] [port N] [vni N] [self] [permanent|static|dynamic]
 //	vxlanctl fdb show [dev TAP]
 //	vxlanctl stats [dev TAP]
+//	vxlanctl devs [dev TAP]
 //	vxlanctl reload [dev TAP]
 //
 // Run "vxlanctl --help" for the details. Exit status: 0 success, 1 the
@@ -40,6 +41,7 @@ Commands:
   vxlanctl fdb del     MAC dev TAP [dst IP [port N] [vni N]]
   vxlanctl fdb show    [dev TAP]
   vxlanctl stats       [dev TAP]
+  vxlanctl devs        [dev TAP]
   vxlanctl reload      [dev TAP]
   vxlanctl help
 
@@ -53,6 +55,7 @@ Commands:
   fdb show     list the forwarding database as bridge fdb show does, one line
                per destination
   stats        show the daemon's packet counters
+  devs         list the devices the daemons serve: name, VNI, UDP port
   reload       make the daemon re-read its --config file and apply the
                changes, as SIGHUP does; prints what changed, or the problems
                (exit status 1, nothing changed when the file is invalid)
@@ -68,9 +71,10 @@ Arguments (keywords may come in any order after MAC):
   self       accepted for bridge compatibility; vxland's entries are always self
 
 Options:
-  -j, --json     fdb show and stats print JSON (as bridge -j): fdb show an array
-                 of {mac, ifname, dst, port, vni, flags, state}, stats an array
-                 of {dev, vni, port, counters: {name: value}}
+  -j, --json     fdb show, stats and devs print JSON (as bridge -j): fdb show an
+                 array of {mac, ifname, dst, port, vni, flags, state}, stats an
+                 array of {dev, vni, port, counters: {name: value}}, devs an
+                 array of {ifname, vni, port}
   -n NETNS       talk to the daemons of network namespace NETNS (a name from
                  'ip netns', or a path like /proc/PID/ns/net), as bridge -n
   --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
@@ -81,7 +85,7 @@ network namespace, on RUNDIR/netns/NAME/TAP.sock in the namespace NAME (and
 RUNDIR/netns-inode/INODE/TAP.sock in an unnamed one), so daemons with one TAP
 name in different namespaces coexist; "ip netns exec NAME vxlanctl ..." and
 "vxlanctl -n NAME ..." both reach NAME's. RUNDIR is /run/vxland, or
-$VXLAND_RUNDIR when set. Without dev, "fdb show" and "stats" ask every daemon
+$VXLAND_RUNDIR when set. Without dev, "fdb show", "stats" and "devs" ask every daemon
 with a socket in RUNDIR (or the one on --socket); "reload" reloads each daemon
 with a socket there once.
 
@@ -210,6 +214,28 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 			return werr
 		}
 		return err
+	case opDevs:
+		var all []control.DeviceInfo
+		err := eachDaemon(cmd, stderr, func(c *control.Client) error {
+			devs, err := c.Devices()
+			for _, d := range devs {
+				if cmd.dev == "" || d.Name == cmd.dev {
+					all = append(all, d)
+				}
+			}
+			return err
+		})
+		if err == nil && cmd.dev != "" && len(all) == 0 {
+			err = fmt.Errorf("no device %q on this socket", cmd.dev)
+		}
+		write := control.FormatDevs
+		if cmd.json {
+			write = control.WriteDevsJSON
+		}
+		if werr := write(stdout, all); werr != nil {
+			return werr
+		}
+		return err
 	case opReload:
 		return reload(cmd, stdout)
 	}
@@ -217,7 +243,7 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 }
 
 // eachDaemon calls f with a client for the daemon the command addresses or,
-// for show and stats without dev and --socket, for each daemon with a socket
+// for show, stats and devs without dev and --socket, for each daemon with a socket
 // in the run directory. Stale sockets of dead daemons are reported on stderr
 // and skipped; other failures are reported and make the result an error.
 func eachDaemon(cmd *command, stderr io.Writer, f func(*control.Client) error) error {

@@ -97,6 +97,16 @@ func TestRun(t *testing.T) {
 		{"--socket " + filepath.Join(tb.dir, "vxl1.sock") + " fdb show", 0,
 			"02:00:5e:10:00:05 dev vxl2 dst 198.51.100.5 self permanent\n", ""},
 		{"stats dev vxl2", 0, "dev vxl2 vni 200 port 8472\n    rx_packets 200\n    tx_packets 3\n", ""},
+		{"devs", 0, "dev vxl0 vni 42 port 4789\ndev vxl1 vni 100 port 8472\ndev vxl2 vni 200 port 8472\n", ""},
+		{"devs dev vxl2", 0, "dev vxl2 vni 200 port 8472\n", ""},
+		{"-j devs", 0, `[{"ifname":"vxl0","vni":42,"port":4789},{"ifname":"vxl1","vni":100,"port":8472},{"ifname":"vxl2","vni":200,"port":8472}]` + "\n", ""},
+		{"devs dev vxl1 -j", 0, `[{"ifname":"vxl1","vni":100,"port":8472}]` + "\n", ""},
+		{"-j --socket " + filepath.Join(tb.dir, "vxl1.sock") + " devs", 0,
+			`[{"ifname":"vxl1","vni":100,"port":8472},{"ifname":"vxl2","vni":200,"port":8472}]` + "\n", ""},
+		{"--socket " + filepath.Join(tb.dir, "vxl0.sock") + " devs dev vxl2", 1, "",
+			`vxlanctl: no device "vxl2" on this socket` + "\n"},
+		{"devs dev vxl9", 1, "",
+			"vxlanctl: no vxland serving dev vxl9 (socket " + filepath.Join(tb.dir, "vxl9.sock") + "): is the daemon running?\n"},
 		{"fdb show dev vxl9", 1, "",
 			"vxlanctl: no vxland serving dev vxl9 (socket " + filepath.Join(tb.dir, "vxl9.sock") + "): is the daemon running?\n"},
 		{"--socket " + filepath.Join(tb.dir, "vxl0.sock") + " fdb show dev vxl2", 1, "",
@@ -205,7 +215,7 @@ func TestBinary(t *testing.T) {
 		{[]string{"stats", "dev", "vxl0"}, 0, "dev vxl0 vni 42 port 4789\n    rx_packets 42\n    tx_packets 3\n", ""},
 		{[]string{"stats", "dev", "nope"}, 1, "",
 			"vxlanctl: no vxland serving dev nope (socket " + filepath.Join(tb.dir, "nope.sock") + "): is the daemon running?\n"},
-		{[]string{"bogus"}, 2, "", "vxlanctl: unknown command \"bogus\" (want fdb, stats or reload)\nTry 'vxlanctl --help'.\n"},
+		{[]string{"bogus"}, 2, "", "vxlanctl: unknown command \"bogus\" (want fdb, stats, devs or reload)\nTry 'vxlanctl --help'.\n"},
 	}
 	for _, s := range steps {
 		cmd := exec.Command(bin, s.args...)
