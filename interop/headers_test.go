@@ -99,13 +99,13 @@ func TestOuterHeaders(t *testing.T) {
 		}
 		return n
 	}
-	for i := 0; i < 50 && tunnelled(cp.Packets()) < want; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
+	testnet.Eventually(t, 5*time.Second, func() error {
+		if n := tunnelled(cp.Packets()); n < want {
+			return fmt.Errorf("captured %d of %d tunnelled datagrams; tcpdump: %s", n, want, cp.Stderr())
+		}
+		return nil
+	})
 	pkts := cp.Stop()
-	if n := tunnelled(pkts); n < want {
-		t.Fatalf("captured %d of %d tunnelled datagrams; tcpdump: %s", n, want, cp.Stderr())
-	}
 
 	portsOfFlow := map[uint16]map[layers.UDPPort]bool{} // inner sport -> outer sports
 	seen := 0

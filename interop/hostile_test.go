@@ -75,6 +75,7 @@ func TestHostileInput(t *testing.T) {
 	stranger, _ := net.ParseMAC("02:00:00:00:00:99")
 	group, _ := net.ParseMAC("01:00:5e:00:00:99")
 	marker := []byte("hostile-marker")
+	sentinel := []byte("hostile-sentinel")
 	good := innerUDP(t, own, stranger, 0, marker)
 
 	before := d.stats(t)
@@ -83,27 +84,28 @@ func TestHostileInput(t *testing.T) {
 		func(p gopacket.Packet) bool { return p.Layer(layers.LayerTypeICMPv4) != nil })
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	sendDatagrams(t, b, "192.0.2.1", 0,
-		[]byte{0x08, 0, 0},                                                // shorter than a header
-		cat(vxlanHeader(0x08, 40, 0), good[:10]),                          // inner frame shorter than Ethernet
-		cat(vxlanHeader(0x00, 40, 0), good),                               // I flag clear
-		cat(vxlanHeader(0x0c, 40, 0), good),                               // reserved flag bit
-		cat(vxlanHeader(0x08, 40, 1), good),                               // reserved last byte
-		cat(vxlanHeader(0x08, 41, 0), good),                               // VNI not served
-		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, own, 0, marker)),   // our own source MAC
-		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, group, 0, marker)), // a group source MAC
+		[]byte{0x08, 0, 0},                                                     // shorter than a header
+		cat(vxlanHeader(0x08, 40, 0), good[:10]),                               // inner frame shorter than Ethernet
+		cat(vxlanHeader(0x00, 40, 0), good),                                    // I flag clear
+		cat(vxlanHeader(0x0c, 40, 0), good),                                    // reserved flag bit
+		cat(vxlanHeader(0x08, 40, 1), good),                                    // reserved last byte
+		cat(vxlanHeader(0x08, 41, 0), good),                                    // VNI not served
+		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, own, 0, marker)),        // our own source MAC
+		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, group, 0, marker)),      // a group source MAC
+		cat(vxlanHeader(0x08, 40, 0), innerUDP(t, own, stranger, 0, sentinel)), // delivered: the barrier
 	)
+	// The socket's datagrams are handled in order: once the sentinel is on
+	// the TAP, every datagram before it has been counted, and any that was
+	// wrongly delivered has been written to the TAP before it.
+	awaitSentinel(t, sentinel, tap)
 	want := map[string]uint64{"rx_short": 2, "rx_no_i_flag": 1, "rx_reserved_bits": 2, "rx_unknown_vni": 1, "rx_own_mac": 1,
 		"rx_invalid_source_mac": 1}
-	testnet.Eventually(t, 3*time.Second, func() error {
-		after := d.stats(t)
-		for k, v := range want {
-			if after[k]-before[k] != v {
-				return errorf("counter %s rose by %d, want %d (all: %v)", k, after[k]-before[k], v, after)
-			}
+	after := d.stats(t)
+	for k, v := range want {
+		if after[k]-before[k] != v {
+			t.Errorf("counter %s rose by %d, want %d (all: %v)", k, after[k]-before[k], v, after)
 		}
-		return nil
-	})
-	time.Sleep(200 * time.Millisecond)
+	}
 	for _, p := range tap.Stop() {
 		if bytes.Contains(p.Data(), marker) {
 			t.Errorf("a dropped datagram reached the TAP: %x", p.Data())
@@ -127,9 +129,11 @@ func TestECNDecap(t *testing.T) {
 		sendDatagrams(t, b, "192.0.2.1", 0, append(vxlanHeader(0x08, 40, 0), innerUDP(t, own, stranger, 0, []byte("prime"))...))
 	}, func(p gopacket.Packet) bool { return bytes.Contains(p.Data(), []byte("prime")) })
 	before := d.stats(t)
+	sentinel := []byte("ecn-sentinel")
 	sendDatagrams(t, b, "192.0.2.1", 0x03, // outer CE
 		append(vxlanHeader(0x08, 40, 0), innerUDP(t, own, stranger, 0x02, []byte("ect0"))...),
 		append(vxlanHeader(0x08, 40, 0), innerUDP(t, own, stranger, 0x00, []byte("notect"))...),
+		append(vxlanHeader(0x08, 40, 0), innerUDP(t, own, stranger, 0x02, sentinel)...), // the barrier
 	)
 	p := tap.Wait(3*time.Second, func(p gopacket.Packet) bool { return bytes.Contains(p.Data(), []byte("ect0")) })
 	if p == nil {
@@ -147,18 +151,17 @@ func TestECNDecap(t *testing.T) {
 	if sum := ipChecksum(hdr); sum != 0xffff && sum != 0 {
 		t.Errorf("inner IPv4 header checksum invalid after CE marking: %x", hdr)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Datagrams are handled in order: with the sentinel on the TAP, the
+	// Not-ECT one before it has been dropped and counted, or delivered.
+	awaitSentinel(t, sentinel, tap)
 	for _, q := range tap.Stop() {
 		if bytes.Contains(q.Data(), []byte("notect")) {
 			t.Error("Not-ECT packet under an outer CE was delivered; RFC 6040 says drop")
 		}
 	}
-	testnet.Eventually(t, 2*time.Second, func() error {
-		if got := d.stats(t)["rx_ecn_drop"] - before["rx_ecn_drop"]; got != 1 {
-			return errorf("rx_ecn_drop rose by %d, want 1", got)
-		}
-		return nil
-	})
+	if got := d.stats(t)["rx_ecn_drop"] - before["rx_ecn_drop"]; got != 1 {
+		t.Errorf("rx_ecn_drop rose by %d, want 1", got)
+	}
 }
 
 // ipChecksum sums a header in ones' complement; a valid header sums to 0xffff.

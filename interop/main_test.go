@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -138,6 +139,19 @@ func underlay(t *testing.T, a, b *testnet.NS, ifname, aCIDR, bCIDR string) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// awaitSentinel waits until each capture has seen a packet containing
+// sentinel: a frame or datagram a test sends after the ones it counts or
+// expects to be dropped, along the same path (same socket, same flow, same
+// loop), which keeps their order. Once it is there, whatever was sent
+// before it has arrived too, or never will: a negative check needs no
+// sleep.
+func awaitSentinel(t *testing.T, sentinel []byte, cps ...*testnet.Capture) {
+	t.Helper()
+	for _, cp := range cps {
+		cp.Wait(5*time.Second, func(p gopacket.Packet) bool { return bytes.Contains(p.Data(), sentinel) })
+	}
+}
 
 // primeCapture calls send until the capture shows a packet that match
 // accepts (a VXLAN datagram when match is nil), so that the traffic a test

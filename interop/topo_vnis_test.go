@@ -144,17 +144,20 @@ func TestTopoManyVNIs(t *testing.T) {
 	}
 	marker := []byte("vxland-vni-isolation-marker")
 	const n = 5
-	sendFrames(t, segs[0].ns, segs[0].tap, broadcastFrames([]byte{0x02, 0, 0, 0, 0, 0x42}, marker, n))
-	testnet.Eventually(t, 5*time.Second, func() error {
-		if got := vxlanByVNI(wire.Packets(), marker)[100]; got < n {
-			return fmt.Errorf("captured %d of %d VNI 100 broadcasts on the wire", got, n)
-		}
-		if got := countFrames(watches[0].cp.Packets(), marker); got < n {
-			return fmt.Errorf("kernel vx100 received %d of %d broadcasts", got, n)
-		}
-		return nil
-	})
-	time.Sleep(300 * time.Millisecond) // anything misdirected arrives too
+	src := []byte{0x02, 0, 0, 0, 0, 0x42}
+	sentinel := func(vni uint32) []byte { return []byte(fmt.Sprintf("vxland-vni-isolation-sentinel-%d", vni)) }
+	// The broadcasts end with a sentinel of their flow (same addresses:
+	// same transmit socket, same order): once it is on the wire and on
+	// vx100, so is every broadcast before it, under whatever VNI it left.
+	sendFrames(t, segs[0].ns, segs[0].tap, append(broadcastFrames(src, marker, n), broadcastFrames(src, sentinel(100), 1)...))
+	awaitSentinel(t, sentinel(100), wire, watches[0].cp)
+	// Then each other VNI sends a sentinel of its own through its TAP: it
+	// reaches its kernel device after anything misdirected to that VNI,
+	// and its TAP's capture is then past anything written to the TAP.
+	for i, s := range segs[1:] {
+		sendFrames(t, s.ns, s.tap, broadcastFrames(src, sentinel(s.vni), 1))
+		awaitSentinel(t, sentinel(s.vni), wire, watches[1+2*i].cp, watches[2+2*i].cp)
+	}
 	byVNI := vxlanByVNI(wire.Stop(), marker)
 	for vni, got := range byVNI {
 		if vni == 100 && got != n {
