@@ -26,6 +26,7 @@ func perVNI(r encap.Reason) bool {
 func (ep *Endpoint) initCounters() {
 	n := ep.counters.New
 	ep.rxPackets = n("rx_datagrams")
+	ep.notAllowed = n("rx_not_allowed")
 	for r := encap.ReasonOK + 1; r < encap.NumReasons; r++ {
 		if !perVNI(r) {
 			ep.rxDrops[r] = n(r.String())

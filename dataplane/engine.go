@@ -58,6 +58,11 @@ type Config struct {
 	// Offload enables UDP GSO on transmit and UDP GRO on receive where the
 	// kernel has them.
 	Offload bool
+	// AllowRemote, when not empty, are the only underlay sources whose
+	// datagrams are received: those from any other address are dropped
+	// before their header is read (rx_not_allowed). SetAllowRemote
+	// changes it while the endpoint runs.
+	AllowRemote []netip.Prefix
 	// Segments are the VNIs served by this endpoint.
 	Segments []SegmentConfig
 	// Logf logs one line; nil discards.
@@ -112,6 +117,9 @@ type Endpoint struct {
 	// tab is the segments, replaced as a whole (copy on write) when one is
 	// added or removed, so that the packet path reads it without a lock.
 	tab atomic.Pointer[segTable]
+	// allow is the source allowlist (AllowRemote), replaced as a whole;
+	// nil or empty allows every source.
+	allow atomic.Pointer[[]netip.Prefix]
 
 	// mu serialises AddSegment, RemoveSegment, SetGroup, Run's start and
 	// Close; it guards groups and running.
@@ -134,6 +142,7 @@ type Endpoint struct {
 	counters   stats.Set
 	rxDrops    [encap.NumReasons]*stats.Counter
 	rxPackets  *stats.Counter
+	notAllowed *stats.Counter // datagrams from a source outside AllowRemote
 	rxOverflow *stats.Counter // datagrams the kernel dropped: the socket's queue was full
 	panics     *stats.Counter
 
@@ -238,6 +247,7 @@ func New(cfg Config) (_ *Endpoint, err error) {
 	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1)}
 	ep.tab.Store(newSegTable(nil))
 	ep.gsoLimit.Store(maxGSOPayload)
+	ep.SetAllowRemote(cfg.AllowRemote)
 	defer func() {
 		if err != nil {
 			ep.Close() // ep, not the nil the failed return carries
@@ -359,6 +369,30 @@ func (s *Segment) SetGroup(g netip.Addr) error {
 // SetTuning changes the outer TTL and TOS and learning of a forwarding
 // segment; the next frame uses them.
 func (s *Segment) SetTuning(t Tuning) { s.tune.Store(newTuning(t)) }
+
+// SetAllowRemote makes prefixes the underlay sources the endpoint receives
+// from (none: every source); the next datagram is checked against them.
+func (ep *Endpoint) SetAllowRemote(prefixes []netip.Prefix) {
+	list := make([]netip.Prefix, len(prefixes))
+	for i, p := range prefixes {
+		list[i] = p.Masked()
+	}
+	ep.allow.Store(&list)
+}
+
+// allowed reports whether a datagram from src passes the allowlist.
+func (ep *Endpoint) allowed(src netip.Addr) bool {
+	list := ep.allow.Load()
+	if list == nil || len(*list) == 0 {
+		return true
+	}
+	for _, p := range *list {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
+}
 
 // BindsAny reports whether the receive socket is bound to any address, as
 // a segment with a multicast group needs.

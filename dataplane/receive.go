@@ -57,26 +57,43 @@ func (ep *Endpoint) receiveLoop() error {
 			}
 			return err
 		}
-		for i := 0; i < n; i++ {
-			if st.sizes[i] < 0 { // truncated: larger than any buffer
-				ep.rxPackets.Inc()
-				ep.drop(encap.ReasonShort)
-				continue
+		ep.receiveBatch(st, n)
+	}
+}
+
+// receiveBatch handles the n datagrams recv put in st: those from sources
+// outside the allowlist are dropped unread, GRO trains are split, each
+// datagram is received, and what the coalescers hold is written out.
+func (ep *Endpoint) receiveBatch(st *rxState, n int) {
+	for i := 0; i < n; i++ {
+		from := st.from[i].Addr()
+		if !ep.allowed(from) {
+			// Dropped unread: count each datagram of a GRO train.
+			k := uint64(1)
+			if g := st.gso[i]; g > 0 && st.sizes[i] > g {
+				k = uint64((st.sizes[i] + g - 1) / g)
 			}
-			d := st.bufs[i][:st.sizes[i]]
-			from := st.from[i].Addr()
-			g := st.gso[i]
-			if g <= 0 || g >= len(d) {
-				ep.receive(d, from, st.tos[i])
-				continue
-			}
-			for off := 0; off < len(d); off += g {
-				ep.receive(d[off:min(off+g, len(d))], from, st.tos[i])
-			}
+			ep.rxPackets.Add(k)
+			ep.notAllowed.Add(k)
+			continue
 		}
-		for _, s := range ep.tab.Load().list {
-			s.flushRx()
+		if st.sizes[i] < 0 { // truncated: larger than any buffer
+			ep.rxPackets.Inc()
+			ep.drop(encap.ReasonShort)
+			continue
 		}
+		d := st.bufs[i][:st.sizes[i]]
+		g := st.gso[i]
+		if g <= 0 || g >= len(d) {
+			ep.receive(d, from, st.tos[i])
+			continue
+		}
+		for off := 0; off < len(d); off += g {
+			ep.receive(d[off:min(off+g, len(d))], from, st.tos[i])
+		}
+	}
+	for _, s := range ep.tab.Load().list {
+		s.flushRx()
 	}
 }
 

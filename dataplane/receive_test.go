@@ -161,3 +161,80 @@ func TestReceiveDropsPerVNI(t *testing.T) {
 		})
 	}
 }
+
+// TestAllowRemote offers batches, as recv fills them, from sources inside
+// and outside the allowlist. Those from outside are counted (each datagram
+// of a GRO train, a truncated one too) and dropped before anything reads
+// them: nothing learned, nothing delivered, no other drop counted. Those
+// from inside go on (here to drops that prove they were read). An empty
+// list allows every source again.
+func TestAllowRemote(t *testing.T) {
+	ep := benchEndpoint(t, false)
+	table := fdb.New(fdb.Options{})
+	s := benchSegment(ep, table, nil, false)
+	ep.SetAllowRemote([]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("203.0.113.7/32")})
+	inside, outside := netip.MustParseAddr("192.0.2.5"), netip.MustParseAddr("198.51.100.7")
+
+	good := vxlanDatagram(tcp4Frame(benchDstMAC, benchPeerMAC, 100, 1, false))
+	reserved := bytes.Clone(good)
+	reserved[7] = 1
+	st := newRxState()
+	type dgram struct {
+		b    []byte
+		from netip.Addr
+		size int // -1: truncated by the socket; 0: len(b)
+		gso  int
+	}
+	batch := func(ds ...dgram) {
+		t.Helper()
+		for i, d := range ds {
+			n := copy(st.bufs[i], d.b)
+			st.sizes[i], st.from[i], st.tos[i], st.gso[i] = n, netip.AddrPortFrom(d.from, 4789), 0, d.gso
+			if d.size < 0 {
+				st.sizes[i] = -1
+			}
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("a frame was delivered (to the test's missing TAP): %v", r)
+			}
+		}()
+		ep.receiveBatch(st, len(ds))
+	}
+	check := func(what string, sockWant, segWant map[string]uint64, do func()) {
+		t.Helper()
+		sock, seg := values(ep.Counters()), values(s.Counters())
+		do()
+		if got := delta(sock, values(ep.Counters())); !maps.Equal(got, sockWant) {
+			t.Errorf("%s: socket counters changed by %v, want %v", what, got, sockWant)
+		}
+		if got := delta(seg, values(s.Counters())); !maps.Equal(got, segWant) {
+			t.Errorf("%s: segment counters changed by %v, want %v", what, got, segWant)
+		}
+	}
+
+	train := bytes.Repeat(good, 3) // a UDP GRO train of three datagrams
+	check("outside", map[string]uint64{"rx_datagrams": 5, "rx_not_allowed": 5}, map[string]uint64{}, func() {
+		batch(dgram{b: good, from: outside}, dgram{b: train, from: outside, gso: len(good)},
+			dgram{b: good, from: outside, size: -1})
+	})
+	if e := table.Lookup(benchPeerMAC); e != nil {
+		t.Errorf("the source of a dropped datagram was learned: %v", e)
+	}
+	check("inside", map[string]uint64{"rx_datagrams": 2, "rx_short": 1}, map[string]uint64{"rx_reserved_bits": 1}, func() {
+		batch(dgram{b: reserved, from: inside}, dgram{b: good, from: inside, size: -1})
+	})
+	check("a /32", map[string]uint64{"rx_datagrams": 1}, map[string]uint64{"rx_reserved_bits": 1}, func() {
+		batch(dgram{b: reserved, from: netip.MustParseAddr("203.0.113.7")})
+	})
+	check("next to a /32", map[string]uint64{"rx_datagrams": 1, "rx_not_allowed": 1}, map[string]uint64{}, func() {
+		batch(dgram{b: reserved, from: netip.MustParseAddr("203.0.113.8")})
+	})
+	if a := testing.AllocsPerRun(100, func() { batch(dgram{b: good, from: outside}, dgram{b: reserved, from: inside}) }); a != 0 {
+		t.Errorf("receiveBatch allocates %.1f times per batch", a)
+	}
+	ep.SetAllowRemote(nil)
+	check("no list", map[string]uint64{"rx_datagrams": 1}, map[string]uint64{"rx_reserved_bits": 1}, func() {
+		batch(dgram{b: reserved, from: outside})
+	})
+}
