@@ -161,6 +161,12 @@ type VNI struct {
 	// [SrcPortMin, SrcPortMax). Both zero means the kernel's local port
 	// range. VNIs sharing a socket (see Endpoints) must agree.
 	SrcPortMin, SrcPortMax uint16
+	// AllowRemote, when not empty, lists the only underlay sources whose
+	// datagrams are received; datagrams from others are dropped before
+	// they are read (rx_not_allowed). Prefixes are masked; a bare address
+	// in a file or flag is a /32 or /128. The filter is the socket's: VNIs
+	// sharing a socket (see Endpoints) must agree.
+	AllowRemote []netip.Prefix
 	// TTL of outer packets; 0 means automatic: 64 to unicast and 1 to
 	// multicast destinations.
 	TTL uint8
@@ -298,6 +304,9 @@ type EndpointKey struct {
 	// Offload is the offload setting of every VNI here (Validate makes
 	// them agree).
 	Offload bool
+	// AllowRemote is the source allowlist of every VNI here (Validate
+	// makes them agree); empty allows every source.
+	AllowRemote []netip.Prefix
 	// VNIs are indices into Config.VNIs, in increasing order.
 	VNIs []int
 }
@@ -329,13 +338,14 @@ func (c *Config) Endpoints() []EndpointKey {
 			j = len(out)
 			index[id] = j
 			out = append(out, EndpointKey{
-				Local:      id.local,
-				Port:       id.port,
-				Dev:        id.dev,
-				V6:         id.v6,
-				SrcPortMin: v.SrcPortMin,
-				SrcPortMax: v.SrcPortMax,
-				Offload:    v.Offload,
+				Local:       id.local,
+				Port:        id.port,
+				Dev:         id.dev,
+				V6:          id.v6,
+				SrcPortMin:  v.SrcPortMin,
+				SrcPortMax:  v.SrcPortMax,
+				Offload:     v.Offload,
+				AllowRemote: append([]netip.Prefix(nil), v.AllowRemote...),
 			})
 		}
 		out[j].VNIs = append(out[j].VNIs, i)
@@ -347,6 +357,7 @@ func (c *Config) Endpoints() []EndpointKey {
 func (v VNI) clone() VNI {
 	v.Remotes = append([]netip.Addr(nil), v.Remotes...)
 	v.Addrs = append([]netip.Prefix(nil), v.Addrs...)
+	v.AllowRemote = append([]netip.Prefix(nil), v.AllowRemote...)
 	if v.MAC != nil {
 		v.MAC = append(net.HardwareAddr(nil), v.MAC...)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -403,5 +404,40 @@ func TestTOSAndTTLSyntax(t *testing.T) {
 		if v.TOS != tc.tos || v.TTL != tc.ttl || v.TOSInherit != tc.tosInherit {
 			t.Errorf("%q: tos %#x ttl %d inherit %v", tc.keys, v.TOS, v.TTL, v.TOSInherit)
 		}
+	}
+}
+
+func TestAllowRemote(t *testing.T) {
+	cfg, err := Parse([]byte(`version = 1
+[defaults]
+allow_remote = ["192.0.2.7/24", "198.51.100.9", "::ffff:203.0.113.0/120"]
+[[vni]]
+id = 40
+remote = ["192.0.2.2", "198.51.100.9"]
+[[vni]]
+id = 41
+allow_remote = ["203.0.113.0/24", "198.51.100.9/32", "192.0.2.0/24"]
+[[vni]]
+id = 42
+dstport = 8472
+allow_remote = []
+`), "t.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.9/32"), netip.MustParsePrefix("203.0.113.0/24")}
+	if got := cfg.VNIs[0].AllowRemote; !slices.Equal(got, want) {
+		t.Errorf("allow_remote = %v, want %v (masked, bare address a /32, mapped form unmapped)", got, want)
+	}
+	eps := cfg.Endpoints()
+	if len(eps) != 2 {
+		t.Fatalf("%d endpoints, want 2", len(eps))
+	}
+	// VNIs 40 and 41 list the same prefixes in another order: one socket.
+	if !slices.Equal(eps[0].AllowRemote, want) || len(eps[0].VNIs) != 2 {
+		t.Errorf("endpoint 4789: allow_remote %v, VNIs %v", eps[0].AllowRemote, eps[0].VNIs)
+	}
+	if len(eps[1].AllowRemote) != 0 {
+		t.Errorf("endpoint 8472 (allow_remote = []): allow_remote %v, want none", eps[1].AllowRemote)
 	}
 }

@@ -352,6 +352,22 @@ var KeyTable = []Key{
 		},
 	},
 	{
+		Name: "allow_remote", Section: SectionVNI, Kind: KindStrings, Example: `["192.0.2.0/24"]`,
+		Flag: "allow-remote", Arg: "CIDR", Group: GroupVXLAN,
+		Help: "receive only from underlay sources in CIDR (repeatable); others are dropped unread and counted (rx_not_allowed)",
+		Type: "array of strings", Default: "any source",
+		Doc:   "the only underlay sources received from: prefixes (`\"192.0.2.0/24\"`) or addresses; datagrams from others are dropped before they are read (`rx_not_allowed`). Per socket: VNIs sharing one must agree; `remote`s must be inside",
+		reset: func(t Target) { t.VNI.AllowRemote = []netip.Prefix{} },
+		set: func(t Target, in input) error {
+			p, err := parsePrefixOrAddr(in)
+			if err != nil {
+				return err
+			}
+			t.VNI.AllowRemote = append(t.VNI.AllowRemote, p)
+			return nil
+		},
+	},
+	{
 		Name: "ttl", Section: SectionVNI, Kind: KindNumberOrString, Example: `16 or "inherit"`,
 		Flag: "ttl", Arg: "N|inherit", Group: GroupVXLAN,
 		Help: "outer TTL, 1-255, or the inner TTL (default 64; 1 to a multicast group)",
@@ -630,6 +646,24 @@ func parseAddr(in input) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("%s: not an IP address", in)
 	}
 	return a.Unmap(), nil
+}
+
+// parsePrefixOrAddr parses a prefix (masked: 192.0.2.7/24 is
+// 192.0.2.0/24) or a bare address, which is a prefix of its full length.
+// IPv4-mapped IPv6 forms become IPv4.
+func parsePrefixOrAddr(in input) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(in.s); err == nil && a.Zone() == "" {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(in.s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%s: not an address or a prefix (like 192.0.2.0/24)", in)
+	}
+	if p.Addr().Is4In6() && p.Bits() >= 96 {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
 }
 
 // FlagNames returns the flag's spellings with dashes: "--vni", "--id".

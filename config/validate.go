@@ -177,6 +177,18 @@ func (v *VNI) check(l *errList, where string, entry int) {
 	if err := checkFamily(v); err != nil {
 		l.add(where, entry, "local", err)
 	}
+	for _, p := range v.AllowRemote {
+		if p.Addr().Is6() != v.V6() {
+			bad("allow_remote", "allow_remote %s: the underlay is %s, so no datagram could come from there", p, familyName(v.V6()))
+		}
+	}
+	if len(v.AllowRemote) > 0 {
+		for _, a := range v.Remotes {
+			if !allowedBy(v.AllowRemote, a) {
+				bad("allow_remote", "remote %s is outside allow_remote (%s): its datagrams would be dropped; add it", a, prefixesString(v.AllowRemote))
+			}
+		}
+	}
 	if v.Dev != "" {
 		if err := control.CheckDevName(v.Dev); err != nil {
 			l.add(where, entry, "dev", fmt.Errorf("dev: %w", err))
@@ -385,6 +397,10 @@ func (c *Config) checkShared(l *errList, ok []bool) {
 			l.addf(where, entry, "srcport", "srcport %s differs from srcport %s of %s, which shares its socket (same local, dstport and dev)",
 				srcportString(v), srcportString(f), other(j))
 		}
+		if f := &c.VNIs[j]; !samePrefixes(f.AllowRemote, v.AllowRemote) {
+			l.addf(where, entry, "allow_remote", "allow_remote (%s) differs from allow_remote (%s) of %s, which shares its socket (same local, dstport and dev): the filter is per socket, so set it alike",
+				prefixesString(v.AllowRemote), prefixesString(f.AllowRemote), other(j))
+		}
 		if f := &c.VNIs[j]; f.Offload != v.Offload {
 			l.addf(where, entry, "offload", "offload = %v differs from offload = %v of %s, which shares its socket (same local, dstport and dev): UDP GSO/GRO are per socket, so set it alike",
 				v.Offload, f.Offload, other(j))
@@ -445,6 +461,50 @@ func netnsString(ns string) string {
 		return "the daemon's own"
 	}
 	return fmt.Sprintf("netns %q", ns)
+}
+
+// familyName names an underlay address family.
+func familyName(v6 bool) string {
+	if v6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// allowedBy reports whether a is inside one of prefixes.
+func allowedBy(prefixes []netip.Prefix, a netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// samePrefixes reports whether a and b hold the same prefixes, in any
+// order.
+func samePrefixes(a, b []netip.Prefix) bool {
+	key := func(ps []netip.Prefix) []string {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p.Masked().String()
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(key(a), key(b))
+}
+
+// prefixesString lists prefixes for messages; "any source" when empty.
+func prefixesString(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "any source"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ", ")
 }
 
 func srcportString(v *VNI) string {

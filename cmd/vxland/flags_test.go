@@ -202,11 +202,13 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477",
 		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
 		"keyfile": "k.pem", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
+		"allow_remote": "198.51.100.0/24",
 	}
 	bad := map[string]string{
 		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",
 		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "mtu": "-1", "mac": "zz",
 		"addr": "203.0.113.9", "endpoints": "192.0.2.254:2379", "prefix": "vxt", "public_ip": "2001:db8::1",
+		"allow_remote": "192.0.2.0/33",
 	}
 	for _, k := range config.KeyTable {
 		if k.Flag == "" {

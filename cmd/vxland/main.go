@@ -226,7 +226,7 @@ func endpointConfig(key config.EndpointKey) dataplane.Config {
 	return dataplane.Config{
 		Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
 		SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
-		Offload: key.Offload, Logf: log.Printf,
+		Offload: key.Offload, AllowRemote: key.AllowRemote, Logf: log.Printf,
 	}
 }
 

@@ -56,12 +56,13 @@ type vniRun struct {
 }
 
 // sameButLive reports whether old and new differ only in the keys a
-// running VNI takes in place: its flood list and the settings the
-// forwarding loops read per frame. Any other change re-creates the VNI (its
-// TAP, control socket and learned entries).
+// running VNI takes in place: its flood list, the source allowlist of its
+// socket and the settings the forwarding loops read per frame. Any other
+// change re-creates the VNI (its TAP, control socket and learned entries).
 func sameButLive(old, new config.VNI) bool {
 	new.Remotes, new.TTL, new.TTLInherit, new.TOS, new.TOSInherit, new.Learning =
 		old.Remotes, old.TTL, old.TTLInherit, old.TOS, old.TOSInherit, old.Learning
+	new.AllowRemote = old.AllowRemote
 	return reflect.DeepEqual(old, new)
 }
 
@@ -181,8 +182,8 @@ func summary(added, removed, changed, recreated []string) string {
 }
 
 // retune applies the live keys of v to a running VNI: the flood list (the
-// all-zeros entry; learned and static entries stay) and the per-frame
-// settings.
+// all-zeros entry; learned and static entries stay), its socket's source
+// allowlist and the per-frame settings.
 func (d *daemon) retune(r *vniRun, v *config.VNI) error {
 	if !reflect.DeepEqual(r.v.Remotes, v.Remotes) {
 		for _, old := range r.table.Defaults() {
@@ -194,6 +195,8 @@ func (d *daemon) retune(r *vniRun, v *config.VNI) error {
 			}
 		}
 	}
+	// Every VNI of the socket has the same list (Validate): set it for all.
+	r.ep.SetAllowRemote(v.AllowRemote)
 	r.seg.SetTuning(dataplane.Tuning{
 		TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit, Learning: v.Learning,
 	})
@@ -256,6 +259,9 @@ func (d *daemon) addVNI(v *config.VNI, key config.EndpointKey) error {
 	var seg *dataplane.Segment
 	if ep != nil {
 		seg, err = ep.AddSegment(sc)
+		if err == nil {
+			ep.SetAllowRemote(key.AllowRemote) // the file's, for all its VNIs (Validate)
+		}
 	} else {
 		dc := endpointConfig(key)
 		dc.Segments = []dataplane.SegmentConfig{sc}
