@@ -86,6 +86,7 @@ func TestHostileInput(t *testing.T) {
 	sendDatagrams(t, b, "192.0.2.1", 0,
 		[]byte{0x08, 0, 0},                                                     // shorter than a header
 		cat(vxlanHeader(0x08, 40, 0), good[:10]),                               // inner frame shorter than Ethernet
+		cat(vxlanHeader(0x08, 40, 0), good[:14+10]),                            // inner IPv4 header cut short
 		cat(vxlanHeader(0x00, 40, 0), good),                                    // I flag clear
 		cat(vxlanHeader(0x0c, 40, 0), good),                                    // reserved flag bit
 		cat(vxlanHeader(0x08, 40, 1), good),                                    // reserved last byte
@@ -99,7 +100,7 @@ func TestHostileInput(t *testing.T) {
 	// wrongly delivered has been written to the TAP before it.
 	awaitSentinel(t, sentinel, tap)
 	want := map[string]uint64{"rx_short": 2, "rx_no_i_flag": 1, "rx_reserved_bits": 2, "rx_unknown_vni": 1, "rx_own_mac": 1,
-		"rx_invalid_source_mac": 1}
+		"rx_invalid_source_mac": 1, "rx_inner_short": 1}
 	after := d.stats(t)
 	for k, v := range want {
 		if after[k]-before[k] != v {
