@@ -53,7 +53,8 @@ func TestTopoManyVNIs(t *testing.T) {
 	if err := os.WriteFile(file, []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := startTopo(t, h, taps, "--config", file)
+	const metricsAddr = "127.0.0.1:9477" // in h's own loopback
+	d := startTopo(t, h, taps, "--config", file, "--metrics", metricsAddr)
 
 	// One socket on port 4789 serves all three VNIs.
 	if socks := udpSockets(t, h, 4789); len(socks) != 1 {
@@ -178,6 +179,22 @@ func TestTopoManyVNIs(t *testing.T) {
 	}
 
 	checkDropsPerVNI(t, d, p, segs)
+	// Prometheus agrees: the drops carry the device's labels, the shared
+	// socket's counters its own.
+	m := samples(t, scrapeIn(t, h, "http://"+metricsAddr+"/metrics"))
+	for _, s := range segs {
+		want := 0.0
+		if s == segs[0] {
+			want = 1
+		}
+		key := fmt.Sprintf(`vxland_rx_own_mac_total{dev=%q,vni="%d"}`, s.tap, s.vni)
+		if got, ok := m[key]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", key, got, ok, want)
+		}
+	}
+	if got, ok := m[`vxland_rx_unknown_vni_total{local="0.0.0.0",port="4789"}`]; !ok || got < 1 {
+		t.Errorf("the shared socket's rx_unknown_vni = %v (present %v), want at least 1", got, ok)
+	}
 	d.stop(t)
 }
 
