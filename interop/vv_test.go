@@ -118,7 +118,7 @@ func troubleCounters(ns *testnet.NS) string {
 var troubleStats = []string{
 	"tx_send_errors", "tx_bad_gso", "rx_tap_write_errors", "rx_invalid_source_mac",
 	"rx_short", "rx_no_i_flag", "rx_reserved_bits", "rx_unknown_vni", "rx_own_mac",
-	"rx_ecn_drop", "rx_learn_conflict", "rx_inner_short",
+	"rx_ecn_drop", "rx_learn_conflict", "rx_inner_short", "rx_not_allowed",
 }
 
 // checkClean fails the test if a daemon counted any of troubleStats.
