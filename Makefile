@@ -5,7 +5,7 @@ BIN     ?= bin
 # spurious "context deadline exceeded" from the fuzz coordinator.
 FUZZTIME ?= 30000x
 
-.PHONY: all build test unit fuzz vet demo bench bench-go clean
+.PHONY: all build test unit fuzz vet demo bench bench-go soak clean
 
 all: build
 
@@ -21,6 +21,13 @@ test: vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 ./dataplane ./fdb ./learning ./control ./stats
 	$(MAKE) fuzz
+	$(MAKE) soak SOAK=60s
+
+## soak: vxland <-> kernel and vxland <-> vxland under load and faults for
+## SOAK (default 10m), then a summary table of its checks (docs/soak.md).
+SOAK ?= 10m
+soak:
+	$(GO) test -tags soak -count=1 -v -run '^TestSoak$$' -timeout $$(( $$(echo $(SOAK) | sed 's/[^0-9]//g') * $$(case $(SOAK) in *h) echo 3600;; *m) echo 60;; *) echo 1;; esac) + 600 ))s ./soak -soak.duration $(SOAK)
 
 vet:
 	$(GO) vet ./...

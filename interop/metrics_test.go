@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -21,21 +20,7 @@ import (
 // answer is 200.
 func scrapeIn(t *testing.T, ns *testnet.NS, url string) string {
 	t.Helper()
-	client := &http.Client{
-		Timeout: 5 * time.Second,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				var c net.Conn
-				err := ns.TryDo(func() (err error) {
-					var d net.Dialer
-					c, err = d.DialContext(ctx, network, addr)
-					return err
-				})
-				return c, err
-			},
-		},
-	}
+	client := ns.HTTPClient(5 * time.Second)
 	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s in %s: %v", url, ns, err)

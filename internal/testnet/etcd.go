@@ -74,15 +74,7 @@ func (e *Etcd) Stop() { e.proc.Stop() }
 // The client is closed at cleanup.
 func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
-	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := e.ns.TryDo(func() error {
-			var err error
-			c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-			return err
-		})
-		return c, err
-	}
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return e.ns.DialContext(ctx, "tcp", addr) }
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{e.Endpoint},
 		DialTimeout: 5 * time.Second,

@@ -18,6 +18,10 @@ import (
 // bad checksum); it is not a speed requirement.
 const transferIdle = 30 * time.Second
 
+// ErrConnect marks a TryTCPTransfer that failed before any byte moved: the
+// connection could not be opened.
+var ErrConnect = errors.New("connect")
+
 // TransferResult describes a finished TCPTransfer.
 type TransferResult struct {
 	Bytes    int64         // bytes sent and verified
@@ -101,7 +105,7 @@ func TryTCPTransfer(client, server *NS, serverIP string, nbytes int) (TransferRe
 	}); err != nil {
 		ln.Close()
 		<-sinkc
-		return TransferResult{}, fmt.Errorf("testnet: TCPTransfer: connect from %s to %s: %w", client.Name, addr, err)
+		return TransferResult{}, fmt.Errorf("testnet: TCPTransfer: %w from %s to %s: %w", ErrConnect, client.Name, addr, err)
 	}
 	defer conn.Close()
 
