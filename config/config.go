@@ -50,6 +50,10 @@ const (
 	DefaultPort = 4789
 	// DefaultAgeing is the lifetime of learned forwarding entries.
 	DefaultAgeing = 300 * time.Second
+	// DefaultLearnRate bounds learning's table changes per second: far
+	// above what real hosts need, low enough that a flood of random
+	// source MACs cannot churn the table as fast as it is read.
+	DefaultLearnRate = 10000
 	// NetnsDir holds the named network namespaces (ip-netns(8)).
 	NetnsDir = "/run/netns"
 )
@@ -197,6 +201,9 @@ type VNI struct {
 	Ageing time.Duration
 	// MaxAddress limits the forwarding database's size; 0 means no limit.
 	MaxAddress int
+	// LearnRate bounds the forwarding entries learning creates or
+	// migrates per second; 0 means no bound.
+	LearnRate int
 	// Offload hands checksum state to the TAP in a virtio-net header
 	// (instead of completing checksums in software).
 	Offload bool
@@ -210,11 +217,12 @@ type VNI struct {
 // TAP and Control stay empty for FillDefaults to derive.
 func NewVNI(id uint32) VNI {
 	return VNI{
-		ID:       id,
-		Port:     DefaultPort,
-		Learning: true,
-		Ageing:   DefaultAgeing,
-		Offload:  true,
+		ID:        id,
+		Port:      DefaultPort,
+		Learning:  true,
+		Ageing:    DefaultAgeing,
+		LearnRate: DefaultLearnRate,
+		Offload:   true,
 	}
 }
 

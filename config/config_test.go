@@ -79,6 +79,7 @@ master = "br0"
 learning = false
 ageing = 0
 maxaddress = 1024
+learn_rate = 50
 offload = false
 control = "/tmp/x.sock"
 `,
@@ -90,7 +91,7 @@ control = "/tmp/x.sock"
 				TTL: 9, TOS: 0x10, MTU: 9000,
 				MAC:   net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01},
 				Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24"), netip.MustParsePrefix("2001:db8:40::1/64")},
-				Up:    true, Master: "br0", Learning: false, Ageing: 0, MaxAddress: 1024,
+				Up:    true, Master: "br0", Learning: false, Ageing: 0, MaxAddress: 1024, LearnRate: 50,
 				Offload: false, Control: "/tmp/x.sock",
 			}},
 		},

@@ -437,6 +437,20 @@ var KeyTable = []Key{
 		},
 	},
 	{
+		Name: "learn_rate", Section: SectionVNI, Kind: KindInt,
+		Flag: "learn-rate", Arg: "N", Group: GroupVXLAN,
+		Help: fmt.Sprintf("learned entries created or moved per second at most, 0 for no limit (default %d)", DefaultLearnRate),
+		Type: "integer", Default: strconv.Itoa(DefaultLearnRate),
+		Doc: "entries learning may create or migrate per second (a burst of one second's worth); more are not learned and count `fdb_learn_limited`, the frames are still delivered; 0: no limit. The kernel has none",
+		set: func(t Target, in input) error {
+			if in.n < 0 || in.n > math.MaxInt32 {
+				return fmt.Errorf("%s: must be 0 (no limit) to %d", in, math.MaxInt32)
+			}
+			t.VNI.LearnRate = int(in.n)
+			return nil
+		},
+	},
+	{
 		Name: "tap", Section: SectionVNI, Kind: KindString, Example: `"vx40"`,
 		Flag: "tap", Arg: "NAME", Group: GroupInterface, FlagDefault: "vxland0",
 		Help: "TAP device name (default vxland0)",

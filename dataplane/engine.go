@@ -81,6 +81,10 @@ type SegmentConfig struct {
 	Table *fdb.Table
 	// Learning enables source learning from received frames.
 	Learning bool
+	// LearnRate bounds the entries learning creates or migrates per
+	// second (a flood of random source MACs cannot churn the table faster);
+	// 0 means no bound.
+	LearnRate int
 	// TTL of outer packets; 0 means 64 for unicast and 1 for multicast
 	// destinations.
 	TTL uint8
@@ -183,7 +187,7 @@ type Segment struct {
 type segmentCounters struct {
 	txFrames, txBytes, txMessages, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
 	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr               *stats.Counter
-	learned, migrated, learnFull                                         *stats.Counter
+	learned, migrated, learnFull, learnLimited                           *stats.Counter
 }
 
 // segTable is an immutable set of an endpoint's segments.
@@ -213,6 +217,9 @@ type Tuning struct {
 	TOS        uint8
 	TOSInherit bool
 	Learning   bool
+	// LearnRate bounds the entries learning creates or migrates per
+	// second; 0 means no bound.
+	LearnRate int
 }
 
 // tuning is a published Tuning and what derives from it.
@@ -222,12 +229,12 @@ type tuning struct {
 }
 
 func newTuning(t Tuning) *tuning {
-	return &tuning{Tuning: t, learn: learning.Policy{Enabled: t.Learning}}
+	return &tuning{Tuning: t, learn: learning.Policy{Enabled: t.Learning, Limit: learning.NewLimiter(t.LearnRate)}}
 }
 
 // tuningOf extracts the Tuning part of sc.
 func tuningOf(sc *SegmentConfig) Tuning {
-	return Tuning{TTL: sc.TTL, TTLInherit: sc.TTLInherit, TOS: sc.TOS, TOSInherit: sc.TOSInherit, Learning: sc.Learning}
+	return Tuning{TTL: sc.TTL, TTLInherit: sc.TTLInherit, TOS: sc.TOS, TOSInherit: sc.TOSInherit, Learning: sc.Learning, LearnRate: sc.LearnRate}
 }
 
 // New opens the sockets and TAP devices of cfg. Nothing forwards until Run.

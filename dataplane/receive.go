@@ -155,6 +155,8 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 		s.c.migrated.Inc()
 	case fdb.Full:
 		s.c.learnFull.Inc()
+	case fdb.Limited:
+		s.c.learnLimited.Inc()
 	}
 	switch verdict {
 	case learning.Drop:

@@ -113,6 +113,9 @@ const (
 	// Full: the address is unknown and MaxAddress is reached; nothing was
 	// learned, the frame is still delivered.
 	Full
+	// Limited: a new entry or a migration was refused by the learning rate
+	// limit (see LearnGated); the frame is still delivered.
+	Limited
 )
 
 // String returns a lower-case name usable as a counter name.
@@ -130,6 +133,8 @@ func (r LearnResult) String() string {
 		return "conflict"
 	case Full:
 		return "full"
+	case Limited:
+		return "limited"
 	}
 	return "LearnResult(" + strconv.Itoa(int(r)) + ")"
 }
@@ -260,7 +265,18 @@ func (t *Table) Len() int {
 //
 // Group (multicast, broadcast) and all-zeros addresses are never learned and
 // give Skipped; learning.Learnable is the same test.
-func (t *Table) Learn(mac MAC, d Dest) LearnResult {
+func (t *Table) Learn(mac MAC, d Dest) LearnResult { return t.LearnGated(mac, d, nil) }
+
+// Gate decides whether learning may change the table once more (a new
+// entry or a migration); see learning.Limiter.
+type Gate interface {
+	Allow() bool
+}
+
+// LearnGated is Learn, asking gate (when not nil) before it creates or
+// migrates an entry; a refusal gives Limited and changes nothing. Refreshes
+// and conflicts do not ask.
+func (t *Table) LearnGated(mac MAC, d Dest, gate Gate) LearnResult {
 	if mac[0]&1 != 0 || mac == Zero {
 		return Skipped
 	}
@@ -275,6 +291,9 @@ func (t *Table) Learn(mac MAC, d Dest) LearnResult {
 		}
 	} else if t.full() {
 		return Full
+	}
+	if gate != nil && !gate.Allow() {
+		return Limited
 	}
 	return t.learnLocked(mac, d)
 }

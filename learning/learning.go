@@ -18,6 +18,8 @@ import (
 // has learning off.
 type Policy struct {
 	Enabled bool
+	// Limit bounds the table changes learning makes (nil: no bound).
+	Limit *Limiter
 }
 
 // Learnable reports whether src may be learned: a unicast address (group
@@ -58,8 +60,9 @@ func (v Verdict) String() string {
 // VTEP from, and returns what the table did and the verdict for the frame.
 // With learning off it does nothing and returns (fdb.Skipped, Deliver); a
 // source that is not Learnable gives (fdb.Skipped, DropInvalidSource).
-// Otherwise it calls t.Learn; a Conflict gives Drop, every other result
-// Deliver (a Full table still delivers).
+// Otherwise it calls t.LearnGated with p.Limit; a Conflict gives Drop,
+// every other result Deliver (a Full table or a Limited change still
+// delivers).
 // It does not allocate unless a new entry is learned or migrated.
 //
 // from should be the destination the kernel would record: the outer source
@@ -73,7 +76,11 @@ func (p Policy) Observe(t *fdb.Table, src fdb.MAC, from fdb.Dest) (fdb.LearnResu
 	if !Learnable(src) {
 		return fdb.Skipped, DropInvalidSource
 	}
-	r := t.Learn(src, from)
+	var gate fdb.Gate
+	if p.Limit != nil { // not a typed nil in the interface
+		gate = p.Limit
+	}
+	r := t.LearnGated(src, from, gate)
 	if r == fdb.Conflict {
 		return r, Drop
 	}

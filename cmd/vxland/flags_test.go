@@ -197,7 +197,7 @@ func TestFlagsAndFileAgree(t *testing.T) {
 	good := map[string]string{
 		"id": "7", "remote": "192.0.2.2", "group": "239.1.1.1", "local": "192.0.2.1",
 		"dev": "lo", "dstport": "8472", "srcport": "49152-49408", "ttl": "0x10", "tos": "inherit",
-		"learning": "false", "ageing": "0", "maxaddress": "64", "tap": "vxt9", "netns": "blue",
+		"learning": "false", "ageing": "0", "maxaddress": "64", "learn_rate": "7", "tap": "vxt9", "netns": "blue",
 		"mtu": "1400", "mac": "02:00:00:00:00:09", "addr": "203.0.113.9/24", "master": "br9",
 		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477",
 		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
@@ -206,7 +206,7 @@ func TestFlagsAndFileAgree(t *testing.T) {
 	}
 	bad := map[string]string{
 		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",
-		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "mtu": "-1", "mac": "zz",
+		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "learn_rate": "-5", "mtu": "-1", "mac": "zz",
 		"addr": "203.0.113.9", "endpoints": "192.0.2.254:2379", "prefix": "vxt", "public_ip": "2001:db8::1",
 		"allow_remote": "192.0.2.0/33",
 	}

@@ -244,7 +244,7 @@ func (s *vniSetup) segmentConfig() dataplane.SegmentConfig {
 	v := s.v
 	return dataplane.SegmentConfig{
 		VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
-		Learning: v.Learning, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
+		Learning: v.Learning, LearnRate: v.LearnRate, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
 		Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
 	}
 }

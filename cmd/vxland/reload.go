@@ -60,8 +60,8 @@ type vniRun struct {
 // socket and the settings the forwarding loops read per frame. Any other
 // change re-creates the VNI (its TAP, control socket and learned entries).
 func sameButLive(old, new config.VNI) bool {
-	new.Remotes, new.TTL, new.TTLInherit, new.TOS, new.TOSInherit, new.Learning =
-		old.Remotes, old.TTL, old.TTLInherit, old.TOS, old.TOSInherit, old.Learning
+	new.Remotes, new.TTL, new.TTLInherit, new.TOS, new.TOSInherit, new.Learning, new.LearnRate =
+		old.Remotes, old.TTL, old.TTLInherit, old.TOS, old.TOSInherit, old.Learning, old.LearnRate
 	new.AllowRemote = old.AllowRemote
 	return reflect.DeepEqual(old, new)
 }
@@ -199,6 +199,7 @@ func (d *daemon) retune(r *vniRun, v *config.VNI) error {
 	r.ep.SetAllowRemote(v.AllowRemote)
 	r.seg.SetTuning(dataplane.Tuning{
 		TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit, Learning: v.Learning,
+		LearnRate: v.LearnRate,
 	})
 	r.v = *v
 	return nil
