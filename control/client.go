@@ -250,6 +250,12 @@ func (c *Client) FDBShow(dev string) ([]DeviceFDB, error) {
 			e := fdb.Entry{MAC: we.MAC, State: st, Updated: we.Updated, Dests: make([]fdb.Dest, len(we.Dsts))}
 			for k, wdst := range we.Dsts {
 				e.Dests[k] = fdb.Dest{IP: wdst.IP, Port: wdst.Port, VNI: wdst.VNI}
+				if wdst.Owner != "" {
+					if e.Owners == nil {
+						e.Owners = make([]fdb.Owner, len(we.Dsts))
+					}
+					e.Owners[k] = fdb.Owner(wdst.Owner)
+				}
 			}
 			d.Entries[j] = e
 		}

@@ -64,7 +64,10 @@ func destText(d fdb.Dest, devPort uint16, devVNI uint32) string {
 // "dev NAME" is printed only when showDev is set: bridge leaves it out when
 // the listing is filtered by "dev". Dynamic (learned) entries get no state
 // word, as the kernel reports them NUD_REACHABLE; unlike bridge, lines have
-// no trailing space.
+// no trailing space. A destination a control plane installed carries the
+// kernel's flag for such entries, extern_learn, and names its owner last:
+//
+//	02:4a:00:00:00:02 dev vxl0 dst 192.0.2.2 self extern_learn static owner cluster
 func FormatFDB(w io.Writer, d DeviceFDB, showDev bool) error {
 	bw := bufio.NewWriter(w)
 	for _, e := range d.Entries {
@@ -72,19 +75,23 @@ func FormatFDB(w io.Writer, d DeviceFDB, showDev bool) error {
 		if showDev {
 			head += " dev " + d.Name
 		}
-		tail := "self"
+		state := ""
 		switch e.State {
 		case fdb.Permanent:
-			tail += " " + statePermanent
+			state = " " + statePermanent
 		case fdb.Static:
-			tail += " " + stateStatic
+			state = " " + stateStatic
 		}
 		if len(e.Dests) == 0 {
-			fmt.Fprintf(bw, "%s %s\n", head, tail)
+			fmt.Fprintf(bw, "%s self%s\n", head, state)
 			continue
 		}
-		for _, dst := range e.Dests {
-			fmt.Fprintf(bw, "%s %s %s\n", head, destText(dst, d.Port, d.VNI), tail)
+		for i, dst := range e.Dests {
+			if o := e.OwnerOf(i); o != fdb.NoOwner {
+				fmt.Fprintf(bw, "%s %s self extern_learn%s owner %s\n", head, destText(dst, d.Port, d.VNI), state, o)
+				continue
+			}
+			fmt.Fprintf(bw, "%s %s self%s\n", head, destText(dst, d.Port, d.VNI), state)
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -142,6 +149,9 @@ type JSONFDBEntry struct {
 	VNI    *uint32  `json:"vni,omitempty"`
 	Flags  []string `json:"flags"`
 	State  string   `json:"state,omitempty"`
+	// Owner is the control plane that installed the destination (flags
+	// then hold "extern_learn" too); absent otherwise.
+	Owner string `json:"owner,omitempty"`
 }
 
 // JSONStats is one device's counters as `vxlanctl -j stats` prints them.
@@ -176,8 +186,12 @@ func WriteFDBJSON(w io.Writer, devs []DeviceFDB) error {
 			if len(e.Dests) == 0 {
 				out = append(out, base)
 			}
-			for _, dst := range e.Dests {
+			for i, dst := range e.Dests {
 				j := base
+				if o := e.OwnerOf(i); o != fdb.NoOwner {
+					j.Flags = []string{"self", "extern_learn"}
+					j.Owner = string(o)
+				}
 				j.Dst, j.Port = dst.IP.String(), dst.Port
 				vni := dst.VNI
 				j.VNI = &vni

@@ -46,6 +46,7 @@ const (
 	CodeExists   = "exists"    // fdb.add of an existing entry (fdb.ErrExists)
 	CodeNotFound = "not_found" // no such entry or destination (fdb.ErrNotFound)
 	CodeFull     = "full"      // the table is at maxaddress (fdb.ErrFull)
+	CodeOwned    = "owned"     // a control plane owns the entry (fdb.ErrOwned)
 	CodeFailed   = "failed"    // the forwarding database refused for another reason
 	CodeInternal = "internal"  // the daemon failed (a handler panicked)
 	CodeRefused  = "refused"   // reload: nothing was changed (invalid file, or not reloadable)
@@ -105,11 +106,15 @@ type wireDest struct {
 	IP   netip.Addr `json:"ip"`
 	Port uint16     `json:"port"`
 	VNI  uint32     `json:"vni"`
+	// Owner is the control plane that installed the destination; absent
+	// for configuration, vxlanctl and learning.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Error is a request that the daemon refused. Nothing was changed. For the
-// codes CodeExists, CodeNotFound and CodeFull it unwraps to fdb.ErrExists,
-// fdb.ErrNotFound and fdb.ErrFull, so errors.Is works across the socket.
+// codes CodeExists, CodeNotFound, CodeFull and CodeOwned it unwraps to
+// fdb.ErrExists, fdb.ErrNotFound, fdb.ErrFull and fdb.ErrOwned, so errors.Is
+// works across the socket.
 type Error struct {
 	Code    string // one of the Code* constants
 	Message string // the daemon's explanation
@@ -127,6 +132,8 @@ func (e *Error) Unwrap() error {
 		return fdb.ErrNotFound
 	case CodeFull:
 		return fdb.ErrFull
+	case CodeOwned:
+		return fdb.ErrOwned
 	}
 	return nil
 }

@@ -675,6 +675,14 @@ func classify(err error) (code, cause string) {
 			return c.code, c.sentinel.Error()
 		}
 	}
+	if errors.Is(err, fdb.ErrOwned) {
+		// The owner's name and the way out follow the sentinel's words.
+		msg := err.Error()
+		if i := strings.Index(msg, fdb.ErrOwned.Error()); i >= 0 {
+			msg = msg[i:]
+		}
+		return CodeOwned, msg
+	}
 	if errors.Is(err, fdb.ErrInvalid) {
 		return CodeInvalid, err.Error()
 	}
@@ -716,7 +724,7 @@ func wireEntries(es []fdb.Entry) []wireEntry {
 	for i, e := range es {
 		we := wireEntry{MAC: e.MAC, State: stateName(e.State), Updated: e.Updated, Dsts: make([]wireDest, len(e.Dests))}
 		for j, d := range e.Dests {
-			we.Dsts[j] = wireDest{IP: d.IP, Port: d.Port, VNI: d.VNI}
+			we.Dsts[j] = wireDest{IP: d.IP, Port: d.Port, VNI: d.VNI, Owner: string(e.OwnerOf(j))}
 		}
 		out[i] = we
 	}

@@ -43,7 +43,22 @@ var (
 	// ErrInvalid: a malformed argument (bad MAC string, invalid destination
 	// address, VNI above 2^24-1, unknown State).
 	ErrInvalid = errors.New("invalid argument")
+	// ErrOwned: a change by hand (Append, Del) to an entry or destination a
+	// control plane owns, or a Sync to an entry that another owner, or a
+	// static or permanent entry made by hand, holds. Replace by hand takes
+	// an owned entry over.
+	ErrOwned = errors.New("entry owned by another source")
 )
+
+// Owner names the source that installed an entry or destination: a control
+// plane such as "cluster" (etcd) or "evpn" (BGP). NoOwner ("") is
+// everything else: the configuration (remote, group), vxlanctl, learning.
+// Owned destinations are installed and removed with Sync only.
+type Owner string
+
+// NoOwner is the owner of entries made by configuration, by hand or by
+// learning.
+const NoOwner Owner = ""
 
 // maxVNI is the largest 24-bit VXLAN network identifier.
 const maxVNI = 1<<24 - 1
@@ -143,7 +158,10 @@ func (r LearnResult) String() string {
 type Entry struct {
 	MAC   MAC
 	Dests []Dest // in the order they were added
-	State State
+	// Owners holds the owner of each destination, parallel to Dests; nil
+	// when no destination has an owner.
+	Owners []Owner
+	State  State
 	// Updated is when the entry was created, changed or last refreshed, at
 	// the resolution of the coarse clock (see Tick).
 	Updated time.Time
@@ -175,7 +193,34 @@ var emptyShard map[MAC]*entry
 type entry struct {
 	updated atomic.Int64 // coarse clock reading (ns since Table.base)
 	dests   []Dest       // never empty, never modified
+	owners  []Owner      // parallel to dests; nil when none is owned
 	state   State
+}
+
+// owner returns the owner of destination i.
+func (e *entry) owner(i int) Owner {
+	if e.owners == nil {
+		return NoOwner
+	}
+	return e.owners[i]
+}
+
+// owned reports whether any destination of e has an owner.
+func (e *entry) owned() bool {
+	for _, o := range e.owners {
+		if o != NoOwner {
+			return true
+		}
+	}
+	return false
+}
+
+// OwnerOf returns the owner of destination i of e.
+func (e Entry) OwnerOf(i int) Owner {
+	if i < len(e.Owners) {
+		return e.Owners[i]
+	}
+	return NoOwner
 }
 
 // Table is the forwarding database of one VXLAN device. Create it with New.
@@ -372,15 +417,24 @@ func (t *Table) Append(mac MAC, d Dest, s State) error {
 	if slices.Contains(e.dests, d) {
 		return fmt.Errorf("fdb: append %s %s: %w", mac, d, ErrExists)
 	}
+	if mac != Zero && e.owned() {
+		return fmt.Errorf("fdb: append %s: %w (%s)", mac, ErrOwned, e.owner(0))
+	}
 	ds := make([]Dest, len(e.dests), len(e.dests)+1)
 	copy(ds, e.dests)
-	t.set(mac, t.newEntry(append(ds, d), s))
+	ne := t.newEntry(append(ds, d), s)
+	if e.owners != nil {
+		ne.owners = append(slices.Clone(e.owners), NoOwner)
+	}
+	t.set(mac, ne)
 	return nil
 }
 
 // Replace makes mac's entry have the single destination d and state s
 // (`bridge fdb replace`), creating it when absent (subject to MaxAddress,
-// ErrFull) and otherwise dropping any other destinations.
+// ErrFull) and otherwise dropping any other destinations. It is how a
+// change by hand takes over an entry a control plane owns: the new entry
+// has no owner.
 func (t *Table) Replace(mac MAC, d Dest, s State) error {
 	d.IP = d.IP.Unmap()
 	if err := validate(d, s); err != nil {
@@ -406,6 +460,9 @@ func (t *Table) Del(mac MAC, d *Dest) error {
 		return fmt.Errorf("fdb: del %s: %w", mac, ErrNotFound)
 	}
 	if d == nil {
+		if e.owned() {
+			return fmt.Errorf("fdb: del %s: %w (%s; replace takes it over)", mac, ErrOwned, firstOwner(e))
+		}
 		t.set(mac, nil)
 		return nil
 	}
@@ -415,11 +472,17 @@ func (t *Table) Del(mac MAC, d *Dest) error {
 	if i < 0 {
 		return fmt.Errorf("fdb: del %s %s: %w", mac, dd, ErrNotFound)
 	}
+	if o := e.owner(i); o != NoOwner {
+		return fmt.Errorf("fdb: del %s %s: %w (%s; replace takes it over)", mac, dd, ErrOwned, o)
+	}
 	if len(e.dests) == 1 {
 		t.set(mac, nil)
 		return nil
 	}
 	ne := &entry{dests: slices.Delete(slices.Clone(e.dests), i, i+1), state: e.state}
+	if e.owners != nil {
+		ne.owners = slices.Delete(slices.Clone(e.owners), i, i+1)
+	}
 	ne.updated.Store(e.updated.Load())
 	t.set(mac, ne)
 	return nil
@@ -436,6 +499,7 @@ func (t *Table) Entries() []Entry {
 			out = append(out, Entry{
 				MAC:     mac,
 				Dests:   slices.Clone(e.dests),
+				Owners:  slices.Clone(e.owners),
 				State:   e.state,
 				Updated: t.base.Add(time.Duration(e.updated.Load())),
 			})
