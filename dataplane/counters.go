@@ -50,6 +50,7 @@ func (s *Segment) initCounters() {
 	}
 	c.rxBadSource, c.tapWrites, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_writes"), n("rx_tap_write_errors")
 	c.learned, c.migrated, c.learnFull, c.learnLimited = n("fdb_learned"), n("fdb_migrated"), n("fdb_learn_full"), n("fdb_learn_limited")
+	c.rxNotMember = n("rx_not_member")
 }
 
 // Accessors for monitoring: which counters belong to a segment and which to

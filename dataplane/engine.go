@@ -109,6 +109,15 @@ type SegmentConfig struct {
 	// created; nil creates it in the daemon's own namespace. The UDP
 	// sockets stay in the daemon's namespace either way.
 	InNetns func(func() error) error
+	// Sources, when set, is told the source address of every frame read
+	// from the TAP (a control plane announces them as local endpoints).
+	// It is called on the packet path and must not block or allocate.
+	Sources SourceObserver
+}
+
+// SourceObserver is told the source MAC of each frame read from a TAP.
+type SourceObserver interface {
+	ObserveSource(src [6]byte)
 }
 
 // Endpoint is a running VTEP. Segments may be added and removed while it
@@ -175,6 +184,10 @@ type Segment struct {
 	emitFn func(offload.VirtioNetHdr, []byte) error
 	vhdr   [offload.VirtioNetHdrLen]byte
 
+	// members, when set, are the only underlay sources accepted for the
+	// segment's VNI (SetMembers); nil accepts any.
+	members atomic.Pointer[map[netip.Addr]struct{}]
+
 	counters stats.Set
 	c        segmentCounters
 	// rxDrops holds the counters of the receive drops decided once the
@@ -188,6 +201,7 @@ type segmentCounters struct {
 	txFrames, txBytes, txMessages, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
 	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr               *stats.Counter
 	learned, migrated, learnFull, learnLimited                           *stats.Counter
+	rxNotMember                                                          *stats.Counter
 }
 
 // segTable is an immutable set of an endpoint's segments.
@@ -371,6 +385,22 @@ func (s *Segment) SetGroup(g netip.Addr) error {
 	ep.unuseGroup(s.group)
 	s.group = g
 	return nil
+}
+
+// SetMembers restricts the underlay sources whose datagrams the segment
+// accepts to addrs (a control plane's members); others are dropped before
+// anything else looks at them and counted as rx_not_member. nil accepts
+// every source again; an empty, non-nil list accepts none.
+func (s *Segment) SetMembers(addrs []netip.Addr) {
+	if addrs == nil {
+		s.members.Store(nil)
+		return
+	}
+	m := make(map[netip.Addr]struct{}, len(addrs))
+	for _, a := range addrs {
+		m[a.Unmap()] = struct{}{}
+	}
+	s.members.Store(&m)
 }
 
 // SetTuning changes the outer TTL and TOS and learning of a forwarding

@@ -115,6 +115,12 @@ func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
 			return
 		}
 	}
+	if m := seg.members.Load(); m != nil {
+		if _, ok := (*m)[from.Unmap()]; !ok {
+			seg.c.rxNotMember.Inc()
+			return
+		}
+	}
 	if r == encap.ReasonReserved {
 		seg.drop(r)
 		return

@@ -83,6 +83,7 @@ func (s *Segment) transmitLoop() error {
 					continue
 				}
 				b = b[offload.VirtioNetHdrLen:]
+				s.observe(b)
 				if h.GSOType != offload.GSONone {
 					s.forwardGSO(st, h, b)
 					continue
@@ -91,10 +92,19 @@ func (s *Segment) transmitLoop() error {
 					s.c.txBadGSO.Inc()
 					continue
 				}
+			} else {
+				s.observe(b)
 			}
 			s.forward(st, b)
 		}
 		s.flush(st)
+	}
+}
+
+// observe tells the segment's SourceObserver the frame's source address.
+func (s *Segment) observe(frame []byte) {
+	if s.cfg.Sources != nil && len(frame) >= encap.EthHeaderLen {
+		s.cfg.Sources.ObserveSource([6]byte(frame[6:12]))
 	}
 }
 
