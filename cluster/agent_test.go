@@ -1,0 +1,269 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/internal/testnet"
+	"github.com/vxland/vxland/overlay"
+	"github.com/vxland/vxland/stats"
+)
+
+func TestMain(m *testing.M) { testnet.Main(m) }
+
+const testVNI = 40
+
+// world is an etcd server in a namespace with a bridge, and the nodes'
+// namespaces plugged into it.
+type world struct {
+	t    *testing.T
+	hub  *testnet.NS
+	etcd *testnet.Etcd
+	cli  *clientv3.Client // the test's own client, as another writer
+}
+
+// put writes key as another writer would and returns the revision.
+func (w *world) put(key, value string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := w.cli.Put(ctx, key, value)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return r.Header.Revision
+}
+
+func newWorld(t *testing.T) *world {
+	hub := testnet.NewNS(t)
+	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
+	hub.Addr(t, "br0", "192.0.2.254/24")
+	e := testnet.StartEtcd(t, hub, "192.0.2.254")
+	return &world{t: t, hub: hub, etcd: e, cli: e.Client(t)}
+}
+
+// neighbours records what the installer hands the neighbour table.
+type neighbours struct {
+	mu sync.Mutex
+	m  map[netip.Addr]fdb.MAC
+}
+
+func (n *neighbours) Sync(_ fdb.Owner, want map[netip.Addr]fdb.MAC) error {
+	n.mu.Lock()
+	n.m = maps.Clone(want)
+	n.mu.Unlock()
+	return nil
+}
+
+func (n *neighbours) get() map[netip.Addr]fdb.MAC {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return maps.Clone(n.m)
+}
+
+type node struct {
+	i      int
+	ns     *testnet.NS
+	addr   netip.Addr
+	mac    fdb.MAC
+	table  *fdb.Table
+	local  *overlay.Local
+	neigh  *neighbours
+	agent  *Agent
+	cancel context.CancelFunc
+	done   chan struct{}
+	logs   *logBuf
+}
+
+type logBuf struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logBuf) logf(format string, args ...any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+// addNode plugs node i (underlay 192.0.2.i) into the hub and runs an agent
+// for one VNI in it.
+func (w *world) addNode(i int) *node {
+	t := w.t
+	ns := testnet.NewNS(t)
+	hubIf := "e" + strconv.Itoa(i)
+	testnet.Link(t, w.hub, hubIf, ns, "u0")
+	w.hub.Exec(t, "ip", "link", "set", hubIf, "master", "br0")
+	ns.Addr(t, "u0", fmt.Sprintf("192.0.2.%d/24", i))
+	n := &node{i: i, ns: ns, addr: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i)), mac: fdb.MAC{2, 0, 0, 0, 0, byte(i)},
+		table: fdb.New(fdb.Options{}), neigh: &neighbours{}, logs: &logBuf{}}
+	n.local = overlay.NewLocal(overlay.LocalConfig{VNI: testVNI, VTEP: overlay.VTEP{Addr: n.addr, Port: 4789, MAC: n.mac}})
+	in := overlay.NewInstaller(overlay.InstallerConfig{Owner: Owner, VNI: testVNI, Table: n.table, Self: n.mac, SelfAddr: n.addr, Neighbours: n.neigh})
+	a, err := New(Config{Endpoints: []string{w.etcd.Endpoint}, LeaseTTL: 3 * time.Second, Logf: n.logs.logf, Dialer: testnet.DialIn(ns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(VNI{Local: n.local, Installer: in}); err != nil {
+		t.Fatal(err)
+	}
+	n.agent = a
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.done = cancel, make(chan struct{})
+	go func() { defer close(n.done); a.Run(ctx) }()
+	t.Cleanup(func() {
+		n.stop()
+		if t.Failed() {
+			t.Logf("node %d log:\n%v", i, n.logs.lines)
+		}
+	})
+	return n
+}
+
+// stop ends the agent gracefully (revoking its lease).
+func (n *node) stop() {
+	n.cancel()
+	<-n.done
+	n.agent.Close()
+}
+
+func (n *node) counter(name string) uint64 {
+	return value(n.agent.Stats(), name)
+}
+
+func value(vs []stats.Value, name string) uint64 {
+	for _, v := range vs {
+		if v.Name == name {
+			return v.Value
+		}
+	}
+	return 0
+}
+
+// hasPeers checks that n's table holds exactly the given peers as cluster
+// flood destinations and owned entries for their MACs.
+func (n *node) hasPeers(peers ...*node) func() error {
+	return func() error {
+		var want []fdb.Dest
+		for _, p := range peers {
+			want = append(want, fdb.Dest{IP: p.addr, Port: 4789, VNI: testVNI})
+		}
+		slices.SortFunc(want, func(a, b fdb.Dest) int { return a.IP.Compare(b.IP) })
+		got := n.table.Defaults()
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("node %d: flood list %v, want %v", n.i, got, want)
+		}
+		for _, p := range peers {
+			if d := n.table.Lookup(p.mac); len(d) != 1 || d[0].IP != p.addr {
+				return fmt.Errorf("node %d: %s -> %v, want %s", n.i, p.mac, d, p.addr)
+			}
+		}
+		if owned := n.table.Owned(Owner); len(owned) != len(peers)+min(len(peers), 1)+n.extraOwned(peers) {
+			return fmt.Errorf("node %d: owned entries %+v", n.i, owned)
+		}
+		return nil
+	}
+}
+
+// extraOwned counts the endpoint entries the peers announce.
+func (n *node) extraOwned(peers []*node) int {
+	c := 0
+	for _, p := range peers {
+		_, eps := p.local.Snapshot()
+		c += len(eps)
+	}
+	return c
+}
+
+// TestAgents runs three agents against a real etcd: they find each other,
+// announce endpoints and TAP addresses, refuse hostile values, drop a node
+// that leaves at once and one that is cut off after its lease, keep their
+// state while cut off, and converge again after a compaction.
+func TestAgents(t *testing.T) {
+	w := newWorld(t)
+	n1, n2, n3 := w.addNode(1), w.addNode(2), w.addNode(3)
+	const wait = 15 * time.Second
+	testnet.Eventually(t, wait, n1.hasPeers(n2, n3))
+	testnet.Eventually(t, wait, n2.hasPeers(n1, n3))
+	testnet.Eventually(t, wait, n3.hasPeers(n1, n2))
+
+	// An endpoint behind node 1's TAP and node 1's TAP address reach the
+	// others: a forwarding entry and neighbour bindings.
+	ep := fdb.MAC{0x0a, 0, 0, 0, 0, 1}
+	tapIP := netip.MustParseAddr("203.0.113.1")
+	n1.local.ObserveSource(ep)
+	n1.local.SetAddrs([]netip.Addr{tapIP})
+	for _, n := range []*node{n2, n3} {
+		testnet.Eventually(t, wait, func() error {
+			if d := n.table.Lookup(ep); len(d) != 1 || d[0].IP != n1.addr {
+				return fmt.Errorf("node %d: endpoint -> %v", n.i, d)
+			}
+			if got := n.neigh.get(); got[tapIP] != n1.mac {
+				return fmt.Errorf("node %d: neighbours %v", n.i, got)
+			}
+			return nil
+		})
+	}
+
+	// Hostile values under the prefix: refused, counted, nothing installed.
+	before := n2.counter("cluster_invalid_values")
+	w.put("/vxland/v1/vni/40/member/192.0.2.66", `{"v":1,"addr":"192.0.2.66","port":4789,"mac":"ff:ff:ff:ff:ff:ff"}`)
+	w.put("/vxland/v1/vni/40/member/not-an-address", `{}`)
+	testnet.Eventually(t, wait, func() error {
+		if got := n2.counter("cluster_invalid_values"); got < before+2 {
+			return fmt.Errorf("invalid values counted %d, want %d", got, before+2)
+		}
+		return nil
+	})
+	if err := n2.hasPeers(n1, n3)(); err != nil {
+		t.Fatalf("after hostile values: %v", err)
+	}
+
+	// Node 2 is cut off from etcd. It keeps forwarding with what it has.
+	w.hub.Exec(t, "ip", "link", "set", "e2", "down")
+	// Node 3 leaves gracefully: node 1 drops it at once (well within the
+	// lease), node 2 cannot hear it.
+	left := time.Now()
+	n3.stop()
+	testnet.Eventually(t, wait, n1.hasPeers(n2))
+	if d := time.Since(left); d > 3*time.Second {
+		t.Errorf("graceful leave seen after %v", d)
+	}
+	// Node 2's lease runs out: node 1 drops it within the TTL plus a second
+	// or so (from the cut, its last keepalive).
+	cut := time.Now()
+	testnet.Eventually(t, wait, n1.hasPeers())
+	if d := time.Since(cut); d > 3*time.Second+2*time.Second {
+		t.Errorf("expired member dropped after %v", d)
+	}
+	if err := n2.hasPeers(n1, n3)(); err != nil {
+		t.Fatalf("cut-off node lost state: %v", err)
+	}
+	// The history node 2 missed is compacted away.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := w.cli.Compact(ctx, w.put("/vxland/other", "x")); err != nil {
+		t.Fatal(err)
+	}
+	w.hub.Exec(t, "ip", "link", "set", "e2", "up")
+	testnet.Eventually(t, 30*time.Second, n2.hasPeers(n1))
+	testnet.Eventually(t, wait, n1.hasPeers(n2))
+	if n2.counter("cluster_compactions") == 0 {
+		t.Error("node 2 did not see the compaction")
+	}
+	if n2.counter("cluster_leases_lost") == 0 || n2.counter("cluster_lease_grants") < 2 {
+		t.Errorf("node 2: leases lost %d, granted %d", n2.counter("cluster_leases_lost"), n2.counter("cluster_lease_grants"))
+	}
+	st := n2.agent.Status()
+	if st.State != "connected" || len(st.VNIs) != 1 || len(st.VNIs[0].Members) != 1 || st.VNIs[0].Members[0].VTEP.Addr != n1.addr || !st.VNIs[0].Published {
+		t.Errorf("status %+v", st)
+	}
+}
