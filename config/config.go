@@ -77,6 +77,9 @@ type Config struct {
 	// Flannel is flannel mode's settings; with Flannel.Enable, VNIs is
 	// empty until the daemon has read the flannel network configuration.
 	Flannel Flannel
+	// Cluster is cluster mode's settings (the [cluster] table); start
+	// from NewCluster.
+	Cluster Cluster
 	// VNIs are the segments, in file order. Error messages count them
 	// from 1 ("entry 1").
 	VNIs []VNI
@@ -194,8 +197,12 @@ type VNI struct {
 	// Master is a Linux bridge, in the TAP's namespace, to enslave the TAP
 	// to; "" for none.
 	Master string
-	// Learning learns remote MACs from received frames.
+	// Learning learns remote MACs from received frames. In a VNI that
+	// joins the cluster it defaults to false (FillDefaults) unless set.
 	Learning bool
+	// LearningSet records that Learning was given (by the learning key),
+	// so that the cluster default does not override it.
+	LearningSet bool
 	// Ageing is the lifetime of learned forwarding entries; 0 means they
 	// never expire.
 	Ageing time.Duration
@@ -235,7 +242,11 @@ func DefaultTAP(id uint32) string {
 // are empty: TAP to DefaultTAP(ID), then Control to
 // control.SocketPath(TAP) (which reads $VXLAND_RUNDIR now). Parse and Load
 // call it; call it before Validate when building a Config in code.
+//
+// In cluster mode it also fills in the cluster's defaults (prefix, lease
+// TTL, learning off in the VNIs that join unless set).
 func (c *Config) FillDefaults() {
+	c.clusterDefaults()
 	if c.Flannel.Enable {
 		if c.Etcd.Prefix == "" {
 			c.Etcd.Prefix = DefaultFlannelPrefix

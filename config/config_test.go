@@ -91,7 +91,7 @@ control = "/tmp/x.sock"
 				TTL: 9, TOS: 0x10, MTU: 9000,
 				MAC:   net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, 0x00, 0x01},
 				Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.1/24"), netip.MustParsePrefix("2001:db8:40::1/64")},
-				Up:    true, Master: "br0", Learning: false, Ageing: 0, MaxAddress: 1024, LearnRate: 50,
+				Up:    true, Master: "br0", Learning: false, LearningSet: true, Ageing: 0, MaxAddress: 1024, LearnRate: 50,
 				Offload: false, Control: "/tmp/x.sock",
 			}},
 		},
@@ -121,12 +121,12 @@ ttl = "auto"
 			want: []VNI{
 				want(1, func(v *VNI) {
 					v.Local, v.Port, v.Remotes = netip.MustParseAddr("192.0.2.1"), 8472, addrs("192.0.2.2")
-					v.Learning, v.Ageing, v.TOSInherit, v.TTL = false, time.Minute, true, 3
+					v.Learning, v.LearningSet, v.Ageing, v.TOSInherit, v.TTL = false, true, time.Minute, true, 3
 				}),
 				want(2, func(v *VNI) {
 					v.Local, v.Port, v.Remotes = netip.MustParseAddr("192.0.2.1"), 4789, []netip.Addr{}
 					v.Group, v.Dev = netip.MustParseAddr("239.1.1.1"), "ul0"
-					v.Learning, v.Ageing, v.TOS, v.TTL = true, time.Minute, 8, 0
+					v.Learning, v.LearningSet, v.Ageing, v.TOS, v.TTL = true, true, time.Minute, 8, 0
 				}),
 			},
 		},

@@ -46,11 +46,13 @@ const (
 	SectionEtcd Section = "etcd"
 	// SectionFlannel keys go in the [flannel] table.
 	SectionFlannel Section = "flannel"
+	// SectionCluster keys go in the [cluster] table.
+	SectionCluster Section = "cluster"
 )
 
 // Sections are the tables other than [[vni]] and [defaults], in the order
 // of the documentation.
-var Sections = []Section{SectionDaemon, SectionEtcd, SectionFlannel}
+var Sections = []Section{SectionDaemon, SectionEtcd, SectionCluster, SectionFlannel}
 
 // Key describes one configuration setting, once: its name in a file and on
 // the command line, its help and documentation, its default and its parser.
@@ -98,6 +100,7 @@ type Target struct {
 	Daemon  *Daemon
 	Etcd    *Etcd
 	Flannel *Flannel
+	Cluster *Cluster
 }
 
 // input is one value as given, for a key's parser.
@@ -254,11 +257,12 @@ const (
 	GroupInterface = "Interface"
 	GroupDaemon    = "Daemon"
 	GroupEtcd      = "etcd (cluster and flannel modes)"
+	GroupCluster   = "Cluster (with etcd endpoints, a VNI with neither --remote nor --group joins)"
 	GroupFlannel   = "Flannel (join a flannel network; flags as flanneld's)"
 )
 
 // HelpGroups are the --help headings, in order.
-var HelpGroups = []string{GroupVXLAN, GroupInterface, GroupDaemon, GroupEtcd, GroupFlannel}
+var HelpGroups = []string{GroupVXLAN, GroupInterface, GroupDaemon, GroupEtcd, GroupCluster, GroupFlannel}
 
 // KeyTable is every configuration key, in the documentation's order.
 var KeyTable = []Key{
@@ -400,10 +404,10 @@ var KeyTable = []Key{
 	{
 		Name: "learning", Section: SectionVNI, Kind: KindBool,
 		Flag: "learning", Group: GroupVXLAN,
-		Help: "learn remote MACs from received frames (default true)",
+		Help: "learn remote MACs from received frames (default true; false in a VNI that joins the cluster)",
 		Type: "boolean", Default: "true",
-		Doc: "learn remote MACs from received frames",
-		set: func(t Target, in input) error { t.VNI.Learning = in.b; return nil },
+		Doc: "learn remote MACs from received frames; in a VNI that joins the cluster the default is false",
+		set: func(t Target, in input) error { t.VNI.Learning, t.VNI.LearningSet = in.b, true; return nil },
 	},
 	{
 		Name: "ageing", Section: SectionVNI, Kind: KindInt, Example: "300 (whole seconds)",
@@ -580,8 +584,8 @@ var KeyTable = []Key{
 	{
 		Name: "prefix", Section: SectionEtcd, Kind: KindString, Example: `"/coreos.com/network"`,
 		Flag: "etcd-prefix", Arg: "PATH", Group: GroupEtcd,
-		Help: "etcd key prefix (flannel mode: /coreos.com/network, as flanneld)",
-		Type: "string", Default: "`\"" + DefaultFlannelPrefix + "\"` in flannel mode",
+		Help: "etcd key prefix (default " + DefaultClusterPrefix + "; flannel mode: /coreos.com/network, as flanneld)",
+		Type: "string", Default: "`\"" + DefaultClusterPrefix + "\"`; `\"" + DefaultFlannelPrefix + "\"` in flannel mode",
 		Doc: "etcd key prefix, an absolute path",
 		set: func(t Target, in input) error {
 			if !strings.HasPrefix(in.s, "/") || strings.ContainsAny(in.s, "\x00") {
@@ -611,6 +615,28 @@ var KeyTable = []Key{
 		Help: "PEM file of this client's private key",
 		Type: "string", Default: "none", Doc: "PEM file of this client's private key; needs `certfile`",
 		set: func(t Target, in input) error { t.Etcd.KeyFile = in.s; return nil },
+	},
+	{
+		Name: "lease_ttl", Section: SectionCluster, Kind: KindInt, Example: "10 (whole seconds)",
+		Flag: "etcd-lease-ttl", Arg: "SECONDS", Group: GroupCluster,
+		Help: fmt.Sprintf("lifetime of this node's etcd lease: a node that dies leaves the others this long after (default %d)", int(DefaultLeaseTTL/time.Second)),
+		Type: "integer", Default: strconv.Itoa(int(DefaultLeaseTTL / time.Second)),
+		Doc: "lifetime of the node's etcd lease in seconds, at least 1; a node killed without revoking it leaves the others this long after",
+		set: func(t Target, in input) error {
+			if in.n < 1 || in.n > 1<<31-1 {
+				return fmt.Errorf("%s: must be 1 to %d seconds", in, 1<<31-1)
+			}
+			t.Cluster.LeaseTTL = time.Duration(in.n) * time.Second
+			return nil
+		},
+	},
+	{
+		Name: "members_only", Section: SectionCluster, Kind: KindBool,
+		Flag: "cluster-members-only", Group: GroupCluster,
+		Help: "drop datagrams of cluster VNIs from underlay sources that are not members (default true)",
+		Type: "boolean", Default: "true",
+		Doc: "drop datagrams of a cluster VNI whose underlay source is not a member of it, counted as `rx_not_member`",
+		set: func(t Target, in input) error { t.Cluster.MembersOnly = in.b; return nil },
 	},
 	{
 		Name: "enable", Section: SectionFlannel, Kind: KindBool,

@@ -102,6 +102,7 @@ func (c *Config) Validate() error {
 			l.addf("daemon", 0, "metrics", "metrics %q: want host:port, like 127.0.0.1:9477 or :9477", m)
 		}
 	}
+	c.checkCluster(l)
 	ok := make([]bool, len(c.VNIs))
 	for i := range c.VNIs {
 		n := len(l.errs)

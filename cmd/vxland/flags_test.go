@@ -201,7 +201,7 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"mtu": "1400", "mac": "02:00:00:00:00:09", "addr": "203.0.113.9/24", "master": "br9",
 		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477",
 		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
-		"keyfile": "k.pem", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
+		"keyfile": "k.pem", "lease_ttl": "5", "members_only": "false", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
 		"allow_remote": "198.51.100.0/24",
 	}
 	bad := map[string]string{
@@ -260,6 +260,12 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		} else if k.Section != config.SectionVNI {
 			file.WriteString("[[vni]]\nid = 1\ntap = \"vxland0\"\n")
 			args = append(args, "--vni", "1")
+			if k.Section == config.SectionEtcd || k.Section == config.SectionCluster {
+				// With etcd endpoints the VNI joins the cluster: it needs
+				// its underlay address.
+				file.WriteString("local = \"192.0.2.1\"\n")
+				args = append(args, "--local", "192.0.2.1")
+			}
 		}
 		if k.Section == config.SectionEtcd && k.Name != "endpoints" {
 			file.WriteString("[etcd]\nendpoints = [\"http://192.0.2.254:2379\"]\n")
