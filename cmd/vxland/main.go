@@ -20,6 +20,7 @@ import (
 	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/link"
+	"github.com/vxland/vxland/overlay"
 )
 
 // tapTxQueueLen replaces the TAP's default transmit queue of 500 frames,
@@ -138,6 +139,9 @@ type daemon struct {
 	retired map[*dataplane.Endpoint]bool       // closed by a reload, not failed
 	done    chan error                         // the first endpoint that stopped by itself
 	closed  bool
+
+	clusterVNIs []clusterVNI // the VNIs that join the cluster
+	cluster     *clusterRun  // the etcd agent, nil without a cluster
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
@@ -148,6 +152,7 @@ func (d *daemon) close() {
 	d.closed = true
 	ctls, eps, handles := d.ctls, d.eps, d.handles
 	d.mu.Unlock()
+	d.cluster.close() // first: the others drop this node while it still forwards
 	for _, c := range ctls {
 		c.Close()
 	}
@@ -167,6 +172,7 @@ type vniSetup struct {
 	netns *link.Handle // h when opened for this VNI (--netns), else nil
 	mtu   int
 	mac   net.HardwareAddr
+	local *overlay.Local // what the VNI announces, when it joins the cluster
 }
 
 // start opens every endpoint and TAP, configures the TAPs and opens the
@@ -217,6 +223,9 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 			}
 		}
 	}
+	if err := d.startCluster(cfg); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -242,11 +251,15 @@ func checkDev(own *link.Handle, key config.EndpointKey) error {
 // segmentConfig is the dataplane configuration of the prepared VNI.
 func (s *vniSetup) segmentConfig() dataplane.SegmentConfig {
 	v := s.v
-	return dataplane.SegmentConfig{
+	sc := dataplane.SegmentConfig{
 		VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
 		Learning: v.Learning, LearnRate: v.LearnRate, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
 		Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
 	}
+	if s.local != nil {
+		sc.Sources = s.local // the endpoints behind the TAP
+	}
+	return sc
 }
 
 // prepare builds a VNI's forwarding table and works out its namespace,
@@ -282,6 +295,9 @@ func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, e
 	if s.mac == nil {
 		s.mac = stableMAC(hostMACIdentity(v))
 	}
+	if d.running.InCluster(v) {
+		s.local = newLocal(v, fdb.MAC(s.mac))
+	}
 	return s, nil
 }
 
@@ -306,6 +322,9 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	}
 	d.ctls = append(d.ctls, ctl)
 	ctl.Reload = d.reload
+	if s.local != nil {
+		d.joinCluster(s, seg)
+	}
 	d.vnis[identityOf(v)] = &vniRun{v: *v, ep: ep, seg: seg, ctl: ctl, table: s.table, netns: s.netns}
 	go func() {
 		if err := ctl.Serve(); err != nil {
@@ -318,6 +337,8 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	}
 	flood := "none (FDB entries only)"
 	switch {
+	case s.local != nil:
+		flood = "the cluster's members (etcd)"
 	case v.Group.IsValid():
 		flood = "group " + v.Group.String()
 	case len(v.Remotes) > 0:

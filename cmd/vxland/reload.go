@@ -105,6 +105,9 @@ func (d *daemon) reload() (string, error) {
 		return "", &control.ReloadError{Err: err}
 	}
 	cfg.Daemon = d.running.Daemon // the metrics server stays as started
+	if err := d.checkClusterReload(cfg); err != nil {
+		return "", &control.ReloadError{Err: err}
+	}
 
 	next := map[vniIdentity]int{}
 	for i := range cfg.VNIs {

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"reflect"
+
+	"github.com/vxland/vxland/cluster"
+	"github.com/vxland/vxland/config"
+	"github.com/vxland/vxland/dataplane"
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/link"
+	"github.com/vxland/vxland/overlay"
+)
+
+// clusterVNI is a VNI that joins the cluster, as start prepared it.
+type clusterVNI struct {
+	local     *overlay.Local
+	installer *overlay.Installer
+	h         *link.Handle // the TAP's namespace
+	tap       string
+}
+
+// clusterRun is the daemon's etcd control plane.
+type clusterRun struct {
+	agent  *cluster.Agent
+	vnis   []clusterVNI
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the agent has stopped (lease revoked)
+	stop   chan struct{} // ends the TAP address watches
+}
+
+// newLocal is the local view of a VNI that joins the cluster: its VTEP is
+// the VNI's local address and port and the TAP's MAC; its endpoints age
+// like learned entries.
+func newLocal(v *config.VNI, mac fdb.MAC) *overlay.Local {
+	return overlay.NewLocal(overlay.LocalConfig{
+		VNI:    v.ID,
+		VTEP:   overlay.VTEP{Addr: v.Local.Unmap(), Port: v.Port, MAC: mac},
+		Ageing: v.Ageing,
+	})
+}
+
+// joinCluster records a VNI that joins the cluster once its TAP is up: its
+// installer owns what the cluster installs in its table, and with
+// members_only its segment accepts nobody until etcd has named the members.
+func (d *daemon) joinCluster(s *vniSetup, seg *dataplane.Segment) {
+	v := s.v
+	ic := overlay.InstallerConfig{
+		Owner: cluster.Owner, VNI: v.ID, Table: s.table,
+		Self: fdb.MAC(s.mac), SelfAddr: v.Local.Unmap(),
+	}
+	if d.running.Cluster.MembersOnly {
+		seg.SetMembers([]netip.Addr{})
+		ic.Members = seg
+	}
+	d.clusterVNIs = append(d.clusterVNIs, clusterVNI{
+		local: s.local, installer: overlay.NewInstaller(ic), h: s.h, tap: seg.TAPName(),
+	})
+}
+
+// startCluster starts the etcd agent for the VNIs that joined, and follows
+// their TAPs' addresses. The agent retries etcd for ever; only a bad
+// configuration (TLS files) fails here.
+func (d *daemon) startCluster(cfg *config.Config) error {
+	if len(d.clusterVNIs) == 0 {
+		return nil
+	}
+	e := &cfg.Etcd
+	a, err := cluster.New(cluster.Config{
+		Endpoints: e.Endpoints, Prefix: e.Prefix, LeaseTTL: cfg.Cluster.LeaseTTL,
+		CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, Logf: log.Printf,
+	})
+	if err != nil {
+		return err
+	}
+	cr := &clusterRun{agent: a, vnis: d.clusterVNIs, done: make(chan struct{}), stop: make(chan struct{})}
+	for _, cv := range cr.vnis {
+		if err := a.Add(cluster.VNI{Local: cv.local, Installer: cv.installer}); err != nil {
+			a.Close()
+			return err
+		}
+	}
+	for _, cv := range cr.vnis {
+		tap := cv.tap
+		err := cv.h.WatchAddrs(tap, cr.stop, cv.local.SetAddrs, func(err error) {
+			log.Printf("cluster: addresses of %s: %v", tap, err)
+		})
+		if err != nil {
+			close(cr.stop)
+			a.Close()
+			return fmt.Errorf("cluster: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cr.cancel = cancel
+	go func() {
+		defer close(cr.done)
+		a.Run(ctx)
+	}()
+	d.cluster = cr
+	log.Printf("cluster: etcd %v, prefix %s, lease ttl %v, %d VNI(s)", e.Endpoints, e.Prefix, cfg.Cluster.LeaseTTL, len(cr.vnis))
+	return nil
+}
+
+// close leaves the cluster: the agent revokes its lease, so the other
+// members drop this node at once.
+func (cr *clusterRun) close() {
+	if cr == nil {
+		return
+	}
+	cr.cancel()
+	<-cr.done
+	close(cr.stop)
+	cr.agent.Close()
+}
+
+// checkClusterReload refuses a reload that would change the cluster or any
+// VNI in it: membership is set at start.
+func (d *daemon) checkClusterReload(cfg *config.Config) error {
+	if !reflect.DeepEqual(cfg.Cluster, d.running.Cluster) || !reflect.DeepEqual(cfg.Etcd, d.running.Etcd) {
+		return errors.New("[etcd] or [cluster] changed: restart vxland to change cluster mode")
+	}
+	old := map[vniIdentity]config.VNI{}
+	for i := range d.running.VNIs {
+		if v := &d.running.VNIs[i]; d.running.InCluster(v) {
+			old[identityOf(v)] = *v
+		}
+	}
+	for i := range cfg.VNIs {
+		v := &cfg.VNIs[i]
+		o, was := old[identityOf(v)]
+		delete(old, identityOf(v))
+		switch {
+		case cfg.InCluster(v) && !was:
+			return fmt.Errorf("%s would join the cluster: restart vxland to change cluster membership", vniName(v))
+		case was && !reflect.DeepEqual(o, *v):
+			return fmt.Errorf("%s is in the cluster: restart vxland to change it", vniName(v))
+		}
+	}
+	for _, v := range old {
+		return fmt.Errorf("%s would leave the cluster: restart vxland to change cluster membership", vniName(&v))
+	}
+	return nil
+}

@@ -1,0 +1,207 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// clusterWorld is an underlay switch (a bridge in a hub namespace) with
+// etcd on it at 192.0.2.254, and the hosts plugged into it.
+type clusterWorld struct {
+	t    *testing.T
+	hub  *testnet.NS
+	etcd *testnet.Etcd
+	cli  *clientv3.Client
+}
+
+const clusterTTL = 3 // seconds: the lease of the daemons in these tests
+
+func newClusterWorld(t *testing.T) *clusterWorld {
+	testnet.RequireRoot(t)
+	hub := testnet.NewNS(t)
+	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
+	hub.Addr(t, "br0", "192.0.2.254/24")
+	e := testnet.StartEtcd(t, hub, "192.0.2.254")
+	return &clusterWorld{t: t, hub: hub, etcd: e, cli: e.Client(t)}
+}
+
+// host plugs a new namespace into the switch as 192.0.2.i (device ul0).
+func (w *clusterWorld) host(i int) *testnet.NS {
+	ns := testnet.NewNS(w.t)
+	hubIf := fmt.Sprintf("e%d", i)
+	testnet.Link(w.t, w.hub, hubIf, ns, "ul0")
+	w.hub.Exec(w.t, "ip", "link", "set", hubIf, "master", "br0")
+	ns.Addr(w.t, "ul0", fmt.Sprintf("192.0.2.%d/24", i))
+	return ns
+}
+
+// member runs vxland on host i in the cluster: VNI 40, TAP vx0, no remote.
+func (w *clusterWorld) member(ns *testnet.NS, i int, extra ...string) *daemon {
+	args := append([]string{"--vni", "40", "--local", fmt.Sprintf("192.0.2.%d", i), "--up",
+		"--etcd-endpoints", w.etcd.Endpoint, "--etcd-lease-ttl", fmt.Sprint(clusterTTL)}, extra...)
+	return startShared(w.t, ns, w.t.TempDir(), args...)
+}
+
+// value returns what etcd holds at key ("" when absent).
+func (w *clusterWorld) value(key string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := w.cli.Get(ctx, key)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if len(r.Kvs) == 0 {
+		return ""
+	}
+	return string(r.Kvs[0].Value)
+}
+
+// fdbHas polls until d's `fdb show` contains every line of want and none
+// of gone.
+func fdbHas(t *testing.T, d *daemon, timeout time.Duration, want, gone []string) {
+	t.Helper()
+	testnet.Eventually(t, timeout, func() error {
+		out, err := d.ctlTry("fdb", "show", "dev", "vx0")
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return fmt.Errorf("fdb of %s lacks %q:\n%s", d.ns, w, out)
+			}
+		}
+		for _, g := range gone {
+			if strings.Contains(out, g) {
+				return fmt.Errorf("fdb of %s still has %q:\n%s", d.ns, g, out)
+			}
+		}
+		return nil
+	})
+}
+
+func owned(mac, dst string) string {
+	return mac + " dst " + dst + " self extern_learn static owner cluster"
+}
+
+// TestClusterThreeNodes: three daemons with no --remote find each other
+// through a real etcd and carry ping and TCP; a container behind a bridge
+// on one host is announced and installed on the others; the TAP addresses
+// are announced as they change; cluster entries are owned; a stranger on
+// the underlay is dropped until it is a member; a kernel vxlan peer whose
+// membership is written by hand interoperates; a graceful stop and a
+// kill -9 remove a node from the others, and a restart brings it back.
+func TestClusterThreeNodes(t *testing.T) {
+	w := newClusterWorld(t)
+	h1, h2, h3 := w.host(1), w.host(2), w.host(3)
+	// Host 1 bridges a container: its TAP is a bridge port.
+	h1.Exec(t, "ip", "link", "add", "br1", "type", "bridge")
+	h1.Addr(t, "br1", "203.0.113.1/24")
+	c1 := testnet.NewNS(t)
+	testnet.Link(t, h1, "c1", c1, "eth0")
+	h1.Exec(t, "ip", "link", "set", "c1", "master", "br1")
+	c1.Addr(t, "eth0", "203.0.113.11/24")
+	d1 := w.member(h1, 1, "--master", "br1")
+	d2 := w.member(h2, 2, "--addr", "203.0.113.2/24")
+	d3 := w.member(h3, 3, "--addr", "203.0.113.3/24")
+	m1, m2, m3 := macOf(t, h1, "vx0"), macOf(t, h2, "vx0"), macOf(t, h3, "vx0")
+	mc1 := macOf(t, c1, "eth0")
+
+	const converge = 20 * time.Second
+	fdbHas(t, d1, converge, []string{owned(m2, "192.0.2.2"), owned(m3, "192.0.2.3"),
+		owned("00:00:00:00:00:00", "192.0.2.2"), owned("00:00:00:00:00:00", "192.0.2.3")}, nil)
+	for _, p := range []struct {
+		from *testnet.NS
+		to   string
+	}{{h1, "203.0.113.2"}, {h1, "203.0.113.3"}, {h2, "203.0.113.3"}, {c1, "203.0.113.2"}, {h3, "203.0.113.11"}} {
+		testnet.Eventually(t, converge, func() error { _, err := p.from.TryPing(p.to, 1); return err })
+		p.from.Ping(t, p.to, 3)
+	}
+	transfer(t, h2, h3, "203.0.113.3", 4<<20, d2, d3)
+	transfer(t, c1, h2, "203.0.113.2", 4<<20, d1, d2)
+
+	// The container's MAC, seen on host 1's TAP, is announced and
+	// installed on the others; nobody learned anything. (rx_not_member
+	// may count datagrams of a member sent before the receiver heard of
+	// it, while the cluster converges.)
+	fdbHas(t, d2, converge, []string{owned(mc1, "192.0.2.1"), owned(m1, "192.0.2.1")}, nil)
+	fdbHas(t, d3, converge, []string{owned(mc1, "192.0.2.1")}, nil)
+	for _, d := range []*daemon{d1, d2, d3} {
+		if st := d.stats(t); st["fdb_learned"] != 0 {
+			t.Errorf("%s: fdb_learned %d", d.ns, st["fdb_learned"])
+		}
+	}
+	// TAP addresses follow netlink: added at run time, announced.
+	key3 := "/vxland/v1/vni/40/member/192.0.2.3"
+	h3.Exec(t, "ip", "addr", "add", "203.0.113.33/24", "dev", "vx0")
+	testnet.Eventually(t, converge, func() error {
+		if v := w.value(key3); !strings.Contains(v, `"addrs":["203.0.113.3","203.0.113.33"]`) || !strings.Contains(v, `"mac":"`+m3+`"`) {
+			return fmt.Errorf("etcd %s = %s", key3, v)
+		}
+		return nil
+	})
+	// Owned entries are not removed by hand.
+	if out, err := d1.ctlTry("fdb", "del", m2, "dev", "vx0"); err == nil || !strings.Contains(out, "owned") {
+		t.Errorf("fdb del of a cluster entry: %v\n%s", err, out)
+	}
+
+	// A stranger on the underlay: a kernel vxlan device at 192.0.2.9 that
+	// sends to host 2. Dropped and counted before anything else.
+	notMember := d2.stats(t)["rx_not_member"]
+	h9 := w.host(9)
+	testnet.KernelVXLAN(t, h9, testnet.VXLANOpts{VNI: 40, Remote: "192.0.2.2", Local: "192.0.2.9", Dev: "ul0",
+		Addr: "203.0.113.9/24", Defaults: []string{"192.0.2.1", "192.0.2.3"}, NoLearning: true})
+	if _, err := h9.TryPing("203.0.113.2", 2); err == nil {
+		t.Error("a non-member reached a cluster node")
+	}
+	testnet.Eventually(t, converge, func() error {
+		if n := d2.stats(t)["rx_not_member"]; n <= notMember {
+			return fmt.Errorf("rx_not_member %d, was %d", n, notMember)
+		}
+		return nil
+	})
+	// Written into etcd as a member (as a static host would be), the
+	// kernel peer is installed everywhere and interoperates.
+	m9 := macOf(t, h9, "vxlan40")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err := w.cli.Put(ctx, "/vxland/v1/vni/40/member/192.0.2.9",
+		`{"v":1,"addr":"192.0.2.9","port":4789,"mac":"`+m9+`","addrs":["203.0.113.9"]}`)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fdbHas(t, d1, converge, []string{owned(m9, "192.0.2.9")}, nil)
+	testnet.Eventually(t, converge, func() error { _, err := h9.TryPing("203.0.113.2", 1); return err })
+	h1.Ping(t, "203.0.113.9", 3)
+	c1.Ping(t, "203.0.113.9", 3)
+
+	// Graceful stop: the lease is revoked, the others drop host 3 at once.
+	stopped := time.Now()
+	d3.stop(t)
+	fdbHas(t, d1, time.Duration(clusterTTL)*time.Second, nil, []string{"192.0.2.3"})
+	fdbHas(t, d2, time.Duration(clusterTTL)*time.Second, nil, []string{"192.0.2.3", mc1 + " dst 192.0.2.3"})
+	t.Logf("graceful leave seen after %v", time.Since(stopped).Round(time.Millisecond))
+
+	// kill -9: the lease expires; host 2 goes from host 1 within the TTL
+	// (and the keepalive period before it).
+	if err := d2.proc.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	fdbHas(t, d1, time.Duration(clusterTTL+3)*time.Second, nil, []string{"192.0.2.2"})
+	t.Logf("kill -9 seen after %v (lease ttl %ds)", time.Since(killed).Round(time.Millisecond), clusterTTL)
+	if _, err := h1.TryPing("203.0.113.9", 1); err != nil {
+		t.Errorf("remaining members lost each other: %v", err)
+	}
+	// Restarted, host 2 is back.
+	d2 = w.member(h2, 2, "--addr", "203.0.113.2/24")
+	fdbHas(t, d1, converge, []string{owned(m2, "192.0.2.2")}, nil)
+	testnet.Eventually(t, converge, func() error { _, err := c1.TryPing("203.0.113.2", 1); return err })
+}
