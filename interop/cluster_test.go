@@ -205,3 +205,47 @@ func TestClusterThreeNodes(t *testing.T) {
 	fdbHas(t, d1, converge, []string{owned(m2, "192.0.2.2")}, nil)
 	testnet.Eventually(t, converge, func() error { _, err := c1.TryPing("203.0.113.2", 1); return err })
 }
+
+// TestClusterEtcdOutage stops etcd while two members exchange traffic:
+// forwarding goes on with the last state, every echo answered, through
+// the loss of the members' leases; once etcd is back they re-register and
+// a third node that joins reaches both.
+func TestClusterEtcdOutage(t *testing.T) {
+	w := newClusterWorld(t)
+	h1, h2, h3 := w.host(1), w.host(2), w.host(3)
+	d1 := w.member(h1, 1, "--addr", "203.0.113.1/24")
+	d2 := w.member(h2, 2, "--addr", "203.0.113.2/24")
+	const converge = 20 * time.Second
+	testnet.Eventually(t, converge, func() error { _, err := h1.TryPing("203.0.113.2", 1); return err })
+
+	w.etcd.Stop()
+	// Traffic flows until both daemons have lost their lease (etcd gone
+	// past the TTL), and on.
+	lost := func(d *daemon) bool { return strings.Contains(d.proc.Output(), "lost; granting a new one") }
+	pings := 0
+	for deadline := time.Now().Add(30 * time.Second); !(lost(d1) && lost(d2)); pings++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("leases not lost 30 s into the outage:\n%s\n%s", d1.proc.Output(), d2.proc.Output())
+		}
+		h1.Ping(t, "203.0.113.2", 5)
+		h2.Ping(t, "203.0.113.1", 5)
+	}
+	h1.Ping(t, "203.0.113.2", 10)
+	fdbHas(t, d1, time.Second, []string{owned(macOf(t, h2, "vx0"), "192.0.2.2")}, nil)
+	t.Logf("%d rounds of 10 echoes during the outage, none lost", pings)
+
+	w.etcd.Start()
+	d3 := w.member(h3, 3, "--addr", "203.0.113.3/24")
+	for _, p := range []struct {
+		from *testnet.NS
+		to   string
+	}{{h3, "203.0.113.1"}, {h1, "203.0.113.3"}, {h2, "203.0.113.3"}} {
+		testnet.Eventually(t, converge, func() error { _, err := p.from.TryPing(p.to, 1); return err })
+	}
+	for _, d := range []*daemon{d1, d2} {
+		if !strings.Contains(d.proc.Output(), "re-registered with lease") {
+			t.Errorf("%s did not re-register:\n%s", d.ns, d.proc.Output())
+		}
+	}
+	fdbHas(t, d3, converge, []string{owned(macOf(t, h1, "vx0"), "192.0.2.1"), owned(macOf(t, h2, "vx0"), "192.0.2.2")}, nil)
+}
