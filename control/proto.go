@@ -35,6 +35,8 @@ const (
 	// OpReload asks the daemon to re-read its configuration file; the
 	// reply's summary says what changed.
 	OpReload = "reload"
+	// OpClusterShow asks for the daemon's etcd control plane status.
+	OpClusterShow = "cluster.show"
 )
 
 // Error codes, the "code" of a refused request.
@@ -82,6 +84,8 @@ type reply struct {
 	Devs  []wireDevice `json:"devs,omitempty"`
 	// Summary is a reload's account of what changed, one line per change.
 	Summary string `json:"summary,omitempty"`
+	// Cluster is the answer to cluster.show.
+	Cluster *ClusterStatus `json:"cluster,omitempty"`
 }
 
 // wireDevice is one device in a fdb.show, stats or devs reply.

@@ -74,6 +74,9 @@ type Server struct {
 	// applied. Set it before calling Serve. It may call Detach on this
 	// server.
 	Reload func() (string, error)
+	// ClusterShow, when set, answers cluster.show with the daemon's etcd
+	// control plane status. Set it before calling Serve.
+	ClusterShow func() *ClusterStatus
 
 	path   string
 	ln     *net.UnixListener
@@ -548,11 +551,13 @@ func (s *Server) dispatch(req *request) reply {
 		return s.query(req)
 	case OpReload:
 		return s.reload(req)
+	case OpClusterShow:
+		return s.clusterShow(req)
 	case "":
 		return failure(CodeInvalid, `request lacks "op"`)
 	default:
-		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s, %s, %s, %s, %s, %s, %s or %s)",
-			req.Op, OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs, OpReload))
+		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s, %s, %s, %s, %s, %s, %s, %s or %s)",
+			req.Op, OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs, OpReload, OpClusterShow))
 	}
 }
 

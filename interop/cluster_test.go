@@ -138,6 +138,22 @@ func TestClusterThreeNodes(t *testing.T) {
 			t.Errorf("%s: fdb_learned %d", d.ns, st["fdb_learned"])
 		}
 	}
+	// vxlanctl cluster show: connected, with the members and their endpoints.
+	testnet.Eventually(t, converge, func() error {
+		out, err := d2.ctlTry("cluster", "show")
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{"state connected lease ", "vni 40 dev vx0 revision ", " published\n",
+			"local  192.0.2.2 port 4789 mac " + m2 + " addrs 203.0.113.2\n",
+			"member 192.0.2.1 port 4789 mac " + m1 + "\n", "endpoint " + mc1, "member 192.0.2.3 port 4789 mac " + m3,
+			"cluster_watch_events"} {
+			if !strings.Contains(out, want) {
+				return fmt.Errorf("cluster show lacks %q:\n%s", want, out)
+			}
+		}
+		return nil
+	})
 	// TAP addresses follow netlink: added at run time, announced.
 	key3 := "/vxland/v1/vni/40/member/192.0.2.3"
 	h3.Exec(t, "ip", "addr", "add", "203.0.113.33/24", "dev", "vx0")

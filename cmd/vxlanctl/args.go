@@ -24,6 +24,7 @@ const (
 	opStats
 	opDevs
 	opReload
+	opClusterShow
 )
 
 // String names the operation the way the command line spells it.
@@ -47,6 +48,8 @@ func (o op) String() string {
 		return "devs"
 	case opReload:
 		return "reload"
+	case opClusterShow:
+		return "cluster show"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -132,7 +135,7 @@ func parseArgs(args []string) (*command, error) {
 		return &command{op: opHelp}, nil
 	}
 	if len(rest) == 0 {
-		return nil, usagef("missing command (fdb, stats, devs or reload)")
+		return nil, usagef("missing command (fdb, stats, devs, reload or cluster)")
 	}
 	var cmd *command
 	var err error
@@ -147,8 +150,16 @@ func parseArgs(args []string) (*command, error) {
 		cmd, err = parseQuery(opDevs, rest[1:])
 	case "reload":
 		cmd, err = parseQuery(opReload, rest[1:])
+	case "cluster":
+		args := rest[1:]
+		if len(args) > 0 && (args[0] == "show" || args[0] == "list") {
+			args = args[1:]
+		} else if len(args) > 0 && args[0] != "dev" && args[0] != "help" {
+			return nil, usagef("unknown cluster command %q (want show)", args[0])
+		}
+		cmd, err = parseQuery(opClusterShow, args)
 	default:
-		return nil, usagef("unknown command %q (want fdb, stats, devs or reload)", rest[0])
+		return nil, usagef("unknown command %q (want fdb, stats, devs, reload or cluster)", rest[0])
 	}
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@
 //	vxlanctl stats [dev TAP]
 //	vxlanctl devs [dev TAP]
 //	vxlanctl reload [dev TAP]
+//	vxlanctl cluster show [dev TAP]
 //
 // Run "vxlanctl --help" for the details. Exit status: 0 success, 1 the
 // daemon refused the request or could not be reached, 2 usage error.
@@ -43,6 +44,7 @@ Commands:
   vxlanctl stats       [dev TAP]
   vxlanctl devs        [dev TAP]
   vxlanctl reload      [dev TAP]
+  vxlanctl cluster show [dev TAP]
   vxlanctl help
 
   fdb add      create the entry MAC -> dst; fails if MAC has an entry already
@@ -59,6 +61,9 @@ Commands:
   reload       make the daemon re-read its --config file and apply the
                changes, as SIGHUP does; prints what changed, or the problems
                (exit status 1, nothing changed when the file is invalid)
+  cluster show the etcd control plane: connection, lease, and per VNI the
+               revision applied, this node's announcement and the members
+               with their endpoints (docs/cluster.md)
 
 Arguments (keywords may come in any order after MAC):
   MAC        six hex octets separated by ':' or '-', e.g. 02:00:5e:10:00:01
@@ -71,10 +76,11 @@ Arguments (keywords may come in any order after MAC):
   self       accepted for bridge compatibility; vxland's entries are always self
 
 Options:
-  -j, --json     fdb show, stats and devs print JSON (as bridge -j): fdb show an
-                 array of {mac, ifname, dst, port, vni, flags, state}, stats an
-                 array of {dev, vni, port, counters: {name: value}}, devs an
-                 array of {ifname, vni, port}
+  -j, --json     fdb show, stats, devs and cluster show print JSON (as bridge
+                 -j): fdb show an array of {mac, ifname, dst, port, vni, flags,
+                 state, owner}, stats an array of {dev, vni, port, counters:
+                 {name: value}}, devs an array of {ifname, vni, port}, cluster
+                 show an array of the daemons' status
   -n NETNS       talk to the daemons of network namespace NETNS (a name from
                  'ip netns', or a path like /proc/PID/ns/net), as bridge -n
   --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
@@ -238,6 +244,8 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 		return err
 	case opReload:
 		return reload(cmd, stdout)
+	case opClusterShow:
+		return clusterShow(cmd, stdout)
 	}
 	return fmt.Errorf("internal error: unexpected command %v", cmd.op)
 }

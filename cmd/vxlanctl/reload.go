@@ -30,27 +30,9 @@ func reload(cmd *command, stdout io.Writer) error {
 		}
 		return writeSummary(stdout, "", sum)
 	}
-	socks, err := control.FindSocketsIn(cmd.dir)
+	targets, err := daemonSockets(cmd.dir)
 	if err != nil {
 		return err
-	}
-	seen := map[int32]bool{}
-	var targets []string
-	for _, p := range socks {
-		pid, err := peerPID(p)
-		if err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				continue // stale socket of a dead daemon
-			}
-			return fmt.Errorf("socket %s: %w", p, err)
-		}
-		if !seen[pid] {
-			seen[pid] = true
-			targets = append(targets, p)
-		}
-	}
-	if len(targets) == 0 {
-		return fmt.Errorf("no vxland daemon found in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", cmd.dir)
 	}
 	var errs []error
 	for _, p := range targets {
@@ -67,6 +49,80 @@ func reload(cmd *command, stdout io.Writer) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s%w", prefix, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// daemonSockets returns one socket in dir per live daemon (a daemon
+// serving several VNIs has several sockets, told apart by the daemon's
+// process id).
+func daemonSockets(dir string) ([]string, error) {
+	socks, err := control.FindSocketsIn(dir)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[int32]bool{}
+	var targets []string
+	for _, p := range socks {
+		pid, err := peerPID(p)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue // stale socket of a dead daemon
+			}
+			return nil, fmt.Errorf("socket %s: %w", p, err)
+		}
+		if !seen[pid] {
+			seen[pid] = true
+			targets = append(targets, p)
+		}
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("no vxland daemon found in %s (is the daemon running? VXLAND_RUNDIR selects another directory)", dir)
+	}
+	return targets, nil
+}
+
+// clusterShow prints the cluster status of the daemon that serves cmd.dev
+// (or listens on cmd.socket), or of every daemon in the run directory.
+func clusterShow(cmd *command, stdout io.Writer) error {
+	var targets []string // one socket per daemon; none: the one cmd names
+	if cmd.socket == "" && cmd.dev == "" {
+		var err error
+		if targets, err = daemonSockets(cmd.dir); err != nil {
+			return err
+		}
+	}
+	var sts []*control.ClusterStatus
+	var errs []error
+	for i := 0; i < max(1, len(targets)); i++ {
+		var c *control.Client
+		var err error
+		if targets == nil {
+			c, err = connect(cmd)
+		} else {
+			c, err = control.Dial(targets[i])
+		}
+		if err == nil {
+			var st *control.ClusterStatus
+			if st, err = c.ClusterShow(); err == nil {
+				sts = append(sts, st)
+			}
+			c.Close()
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cmd.json {
+		if err := control.WriteClusterJSON(stdout, sts); err != nil {
+			return err
+		}
+	} else {
+		for _, st := range sts {
+			if err := control.FormatCluster(stdout, st); err != nil {
+				return err
+			}
 		}
 	}
 	return errors.Join(errs...)

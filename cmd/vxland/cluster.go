@@ -10,6 +10,7 @@ import (
 
 	"github.com/vxland/vxland/cluster"
 	"github.com/vxland/vxland/config"
+	"github.com/vxland/vxland/control"
 	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/link"
@@ -101,9 +102,47 @@ func (d *daemon) startCluster(cfg *config.Config) error {
 		defer close(cr.done)
 		a.Run(ctx)
 	}()
-	d.cluster = cr
+	d.cluster.Store(cr)
 	log.Printf("cluster: etcd %v, prefix %s, lease ttl %v, %d VNI(s)", e.Endpoints, e.Prefix, cfg.Cluster.LeaseTTL, len(cr.vnis))
 	return nil
+}
+
+// clusterShow answers `vxlanctl cluster show`.
+func (d *daemon) clusterShow() *control.ClusterStatus {
+	cr := d.cluster.Load()
+	if cr == nil {
+		return &control.ClusterStatus{State: "not started"}
+	}
+	st := cr.agent.Status()
+	out := &control.ClusterStatus{
+		Endpoints: st.Endpoints, Prefix: st.Prefix, State: st.State, LastError: st.LastError,
+		Stats: cr.agent.Stats(),
+	}
+	if st.Lease != 0 {
+		out.Lease = fmt.Sprintf("%x", st.Lease)
+	}
+	devs := map[uint32]string{}
+	for _, cv := range cr.vnis {
+		devs[cv.local.VNI()] = cv.tap
+		out.Stats = append(out.Stats, cv.installer.Stats()...)
+		out.Stats = append(out.Stats, cv.local.Stats()...)
+	}
+	for _, v := range st.VNIs {
+		cv := control.ClusterVNI{VNI: v.VNI, Dev: devs[v.VNI], Revision: v.Revision, Published: v.Published, Local: wireMember(v.Local)}
+		for _, m := range v.Members {
+			cv.Members = append(cv.Members, wireMember(m))
+		}
+		out.VNIs = append(out.VNIs, cv)
+	}
+	return out
+}
+
+func wireMember(p overlay.Peer) control.ClusterMember {
+	m := control.ClusterMember{Addr: p.VTEP.Addr, Port: p.VTEP.Port, MAC: p.VTEP.MAC, Addrs: p.VTEP.Addrs}
+	for _, e := range p.Endpoints {
+		m.Endpoints = append(m.Endpoints, control.ClusterEndpoint{MAC: e.MAC, IPs: e.IPs})
+	}
+	return m
 }
 
 // close leaves the cluster: the agent revokes its lease, so the other

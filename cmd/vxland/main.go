@@ -13,6 +13,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/vxland/vxland/config"
@@ -140,8 +141,8 @@ type daemon struct {
 	done    chan error                         // the first endpoint that stopped by itself
 	closed  bool
 
-	clusterVNIs []clusterVNI // the VNIs that join the cluster
-	cluster     *clusterRun  // the etcd agent, nil without a cluster
+	clusterVNIs []clusterVNI               // the VNIs that join the cluster
+	cluster     atomic.Pointer[clusterRun] // the etcd agent, nil without a cluster
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
@@ -152,7 +153,7 @@ func (d *daemon) close() {
 	d.closed = true
 	ctls, eps, handles := d.ctls, d.eps, d.handles
 	d.mu.Unlock()
-	d.cluster.close() // first: the others drop this node while it still forwards
+	d.cluster.Load().close() // first: the others drop this node while it still forwards
 	for _, c := range ctls {
 		c.Close()
 	}
@@ -324,6 +325,9 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	ctl.Reload = d.reload
 	if s.local != nil {
 		d.joinCluster(s, seg)
+	}
+	if d.running.ClusterMode() {
+		ctl.ClusterShow = d.clusterShow // the daemon's status, on every socket
 	}
 	d.vnis[identityOf(v)] = &vniRun{v: *v, ep: ep, seg: seg, ctl: ctl, table: s.table, netns: s.netns}
 	go func() {
