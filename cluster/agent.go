@@ -12,11 +12,9 @@ package cluster
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -24,10 +22,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
 
 	"github.com/vxland/vxland/overlay"
 	"github.com/vxland/vxland/stats"
@@ -43,14 +38,8 @@ const DefaultLeaseTTL = 10 * time.Second
 
 // Config configures an Agent.
 type Config struct {
-	// Endpoints are the etcd client URLs.
-	Endpoints []string
 	// Prefix is the key prefix; "" means DefaultPrefix.
 	Prefix string
-	// CAFile, CertFile, KeyFile: TLS with a client certificate, as
-	// etcdctl's --cacert/--cert/--key. All empty means plain TCP (or the
-	// system roots for https:// endpoints with CAFile alone).
-	CAFile, CertFile, KeyFile string
 	// LeaseTTL is the lease lifetime; 0 means DefaultLeaseTTL. etcd
 	// rounds it to whole seconds (at least its minimum TTL).
 	LeaseTTL time.Duration
@@ -62,26 +51,6 @@ type Config struct {
 	// PublishDelay gathers local changes for this long before one put;
 	// 0 means 50 ms.
 	PublishDelay time.Duration
-	// Dialer, when set, opens the TCP connections to etcd (tests dial from
-	// inside a network namespace); nil uses the default.
-	Dialer func(ctx context.Context, addr string) (net.Conn, error)
-}
-
-// TLSConfig builds the client TLS configuration from the files; nil when
-// none is set.
-func (c *Config) TLSConfig() (*tls.Config, error) {
-	if c.CAFile == "" && c.CertFile == "" && c.KeyFile == "" {
-		return nil, nil
-	}
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, errors.New("etcd TLS: a client certificate needs both the certificate and the key file")
-	}
-	info := transport.TLSInfo{TrustedCAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
-	tc, err := info.ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("etcd TLS: %w", err)
-	}
-	return tc, nil
 }
 
 // VNI is one segment the agent serves: what this node announces and where
@@ -123,12 +92,10 @@ type vniState struct {
 	rev       int64                       // last etcd revision applied
 }
 
-// New returns an agent talking to the etcd cluster of cfg. The client
-// connects lazily; nothing is read or written until Run.
-func New(cfg Config) (*Agent, error) {
-	if len(cfg.Endpoints) == 0 {
-		return nil, errors.New("cluster: no etcd endpoints")
-	}
+// New returns an agent that keeps its state in etcd through cli (which the
+// caller closes after Run has returned). Nothing is read or written until
+// Run.
+func New(cli *clientv3.Client, cfg Config) *Agent {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
@@ -137,26 +104,6 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.PublishDelay <= 0 {
 		cfg.PublishDelay = 50 * time.Millisecond
-	}
-	tc, err := cfg.TLSConfig()
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	var opts []grpc.DialOption
-	if cfg.Dialer != nil {
-		opts = append(opts, grpc.WithContextDialer(cfg.Dialer))
-	}
-	cli, err := clientv3.New(clientv3.Config{
-		DialOptions:          opts,
-		Endpoints:            cfg.Endpoints,
-		TLS:                  tc,
-		DialTimeout:          5 * time.Second,
-		DialKeepAliveTime:    2 * time.Second,
-		DialKeepAliveTimeout: 2 * time.Second,
-		Logger:               zap.NewNop(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: etcd client: %w", err)
 	}
 	a := &Agent{
 		cfg: cfg, schema: NewSchema(cfg.Prefix), cli: cli, logf: cfg.Logf,
@@ -169,7 +116,7 @@ func New(cfg Config) (*Agent, error) {
 	a.watchEvents, a.relists, a.etcdErrors = n("cluster_watch_events"), n("cluster_relists"), n("cluster_etcd_errors")
 	a.invalid, a.puts, a.grants = n("cluster_invalid_values"), n("cluster_puts"), n("cluster_lease_grants")
 	a.applies, a.compactions, a.leasesLost = n("cluster_applies"), n("cluster_compactions"), n("cluster_leases_lost")
-	return a, nil
+	return a
 }
 
 // Stats returns the agent's counters.
@@ -177,9 +124,6 @@ func (a *Agent) Stats() []stats.Value { return a.counters.Snapshot() }
 
 // Schema returns the key schema in use.
 func (a *Agent) Schema() Schema { return a.schema }
-
-// Close releases the etcd client. Call it after Run returned.
-func (a *Agent) Close() error { return a.cli.Close() }
 
 // Add serves a VNI; call it before Run.
 func (a *Agent) Add(v VNI) error {
@@ -553,7 +497,7 @@ type VNIStatus struct {
 func (a *Agent) Status() Status {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := Status{Endpoints: slices.Clone(a.cfg.Endpoints), Prefix: a.schema.prefix, State: a.state, LastError: a.err, Lease: int64(a.lease)}
+	st := Status{Endpoints: a.cli.Endpoints(), Prefix: a.schema.prefix, State: a.state, LastError: a.err, Lease: int64(a.lease)}
 	for _, v := range a.vnis {
 		vtep, eps := v.local.Snapshot()
 		vs := VNIStatus{VNI: v.vni, Local: overlay.Peer{ID: vtep.Addr.String(), VTEP: vtep, Endpoints: eps},

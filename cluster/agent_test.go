@@ -12,6 +12,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/internal/testnet"
@@ -79,6 +81,7 @@ type node struct {
 	local  *overlay.Local
 	neigh  *neighbours
 	agent  *Agent
+	cli    *clientv3.Client
 	cancel context.CancelFunc
 	done   chan struct{}
 	logs   *logBuf
@@ -108,10 +111,18 @@ func (w *world) addNode(i int) *node {
 		table: fdb.New(fdb.Options{}), neigh: &neighbours{}, logs: &logBuf{}}
 	n.local = overlay.NewLocal(overlay.LocalConfig{VNI: testVNI, VTEP: overlay.VTEP{Addr: n.addr, Port: 4789, MAC: n.mac}})
 	in := overlay.NewInstaller(overlay.InstallerConfig{Owner: Owner, VNI: testVNI, Table: n.table, Self: n.mac, SelfAddr: n.addr, Neighbours: n.neigh})
-	a, err := New(Config{Endpoints: []string{w.etcd.Endpoint}, LeaseTTL: 3 * time.Second, Logf: n.logs.logf, Dialer: testnet.DialIn(ns)})
+	// The host's client dials from inside its namespace, with the daemon's
+	// keepalive so that a cut link is noticed.
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: []string{w.etcd.Endpoint}, DialTimeout: 5 * time.Second,
+		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second,
+		Logger: zap.NewNop(), DialOptions: []grpc.DialOption{grpc.WithContextDialer(testnet.DialIn(ns))},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := New(cli, Config{LeaseTTL: 3 * time.Second, Logf: n.logs.logf})
+	n.cli = cli
 	if err := a.Add(VNI{Local: n.local, Installer: in}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +143,7 @@ func (w *world) addNode(i int) *node {
 func (n *node) stop() {
 	n.cancel()
 	<-n.done
-	n.agent.Close()
+	n.cli.Close()
 }
 
 func (n *node) counter(name string) uint64 {

@@ -8,11 +8,14 @@ import (
 	"net/netip"
 	"reflect"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/vxland/vxland/cluster"
 	"github.com/vxland/vxland/config"
 	"github.com/vxland/vxland/control"
 	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/internal/etcdconn"
 	"github.com/vxland/vxland/link"
 	"github.com/vxland/vxland/overlay"
 )
@@ -28,6 +31,7 @@ type clusterVNI struct {
 // clusterRun is the daemon's etcd control plane.
 type clusterRun struct {
 	agent  *cluster.Agent
+	cli    *clientv3.Client
 	vnis   []clusterVNI
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the agent has stopped (lease revoked)
@@ -71,17 +75,15 @@ func (d *daemon) startCluster(cfg *config.Config) error {
 		return nil
 	}
 	e := &cfg.Etcd
-	a, err := cluster.New(cluster.Config{
-		Endpoints: e.Endpoints, Prefix: e.Prefix, LeaseTTL: cfg.Cluster.LeaseTTL,
-		CAFile: e.CAFile, CertFile: e.CertFile, KeyFile: e.KeyFile, Logf: log.Printf,
-	})
+	cli, err := etcdconn.New(*e)
 	if err != nil {
 		return err
 	}
-	cr := &clusterRun{agent: a, vnis: d.clusterVNIs, done: make(chan struct{}), stop: make(chan struct{})}
+	a := cluster.New(cli, cluster.Config{Prefix: e.Prefix, LeaseTTL: cfg.Cluster.LeaseTTL, Logf: log.Printf})
+	cr := &clusterRun{agent: a, cli: cli, vnis: d.clusterVNIs, done: make(chan struct{}), stop: make(chan struct{})}
 	for _, cv := range cr.vnis {
 		if err := a.Add(cluster.VNI{Local: cv.local, Installer: cv.installer}); err != nil {
-			a.Close()
+			cli.Close()
 			return err
 		}
 	}
@@ -92,7 +94,7 @@ func (d *daemon) startCluster(cfg *config.Config) error {
 		})
 		if err != nil {
 			close(cr.stop)
-			a.Close()
+			cli.Close()
 			return fmt.Errorf("cluster: %w", err)
 		}
 	}
@@ -154,7 +156,7 @@ func (cr *clusterRun) close() {
 	cr.cancel()
 	<-cr.done
 	close(cr.stop)
-	cr.agent.Close()
+	cr.cli.Close()
 }
 
 // checkClusterReload refuses a reload that would change the cluster or any

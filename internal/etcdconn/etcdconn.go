@@ -19,13 +19,21 @@ import (
 // at start says so rather than wait forever.
 const DialTimeout = 5 * time.Second
 
+// KeepAlive is the interval of gRPC keepalive pings to etcd, and how long
+// one may go unanswered.
+const KeepAlive = 2 * time.Second
+
 // New returns a client of the etcd cluster e describes, with TLS when a CA
 // or a client certificate is given. The client connects lazily; the
 // first request fails after DialTimeout when no endpoint answers.
 func New(e config.Etcd) (*clientv3.Client, error) {
 	// The client's own zap logger would print JSON warnings on every retry;
 	// the daemon reports what matters in its own words.
-	c := clientv3.Config{Endpoints: e.Endpoints, DialTimeout: DialTimeout, Logger: zap.NewNop()}
+	// Keepalive pings notice a connection that died silently (an etcd host
+	// gone, a partition) within KeepAlive*2, so watches move to another
+	// endpoint or re-list when it returns.
+	c := clientv3.Config{Endpoints: e.Endpoints, DialTimeout: DialTimeout, Logger: zap.NewNop(),
+		DialKeepAliveTime: KeepAlive, DialKeepAliveTimeout: KeepAlive}
 	if e.CAFile != "" || e.CertFile != "" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if e.CAFile != "" {
