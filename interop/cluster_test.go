@@ -97,7 +97,8 @@ func owned(mac, dst string) string {
 // are announced as they change; cluster entries are owned; a stranger on
 // the underlay is dropped until it is a member; a kernel vxlan peer whose
 // membership is written by hand interoperates; a graceful stop and a
-// kill -9 remove a node from the others, and a restart brings it back.
+// kill -9 remove a node from the others, and a restart with another MAC
+// brings it back with the old MAC's entries gone.
 func TestClusterThreeNodes(t *testing.T) {
 	w := newClusterWorld(t)
 	h1, h2, h3 := w.host(1), w.host(2), w.host(3)
@@ -216,10 +217,13 @@ func TestClusterThreeNodes(t *testing.T) {
 	if _, err := h1.TryPing("203.0.113.9", 1); err != nil {
 		t.Errorf("remaining members lost each other: %v", err)
 	}
-	// Restarted, host 2 is back.
-	d2 = w.member(h2, 2, "--addr", "203.0.113.2/24")
-	fdbHas(t, d1, converge, []string{owned(m2, "192.0.2.2")}, nil)
+	// Restarted, host 2 is back, with a new MAC: its old entry goes
+	// everywhere, the new one comes, traffic follows.
+	const newMAC = "02:00:5e:10:00:22"
+	d2 = w.member(h2, 2, "--addr", "203.0.113.2/24", "--mac", newMAC)
+	fdbHas(t, d1, converge, []string{owned(newMAC, "192.0.2.2"), owned("00:00:00:00:00:00", "192.0.2.2")}, []string{m2})
 	testnet.Eventually(t, converge, func() error { _, err := c1.TryPing("203.0.113.2", 1); return err })
+	h2.Ping(t, "203.0.113.9", 3)
 }
 
 // TestClusterEtcdOutage stops etcd while two members exchange traffic:
