@@ -172,12 +172,22 @@ func (a *Agent) followLocal(ctx context.Context, v *vniState) {
 	}
 }
 
+// setState records the connection state; a change is logged once (the
+// first error of an outage, the reconnection).
 func (a *Agent) setState(state string, err error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	old := a.state
 	a.state = state
 	if err != nil {
 		a.err = err.Error()
+	}
+	a.mu.Unlock()
+	switch {
+	case state == old:
+	case state == "disconnected":
+		a.logf("cluster: etcd unreachable (%v); forwarding goes on with the last state, retrying", err)
+	case old == "disconnected":
+		a.logf("cluster: etcd reachable again")
 	}
 }
 

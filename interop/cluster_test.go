@@ -24,12 +24,21 @@ type clusterWorld struct {
 
 const clusterTTL = 3 // seconds: the lease of the daemons in these tests
 
-func newClusterWorld(t *testing.T) *clusterWorld {
+func newClusterWorld(t *testing.T) *clusterWorld { return newClusterWorldTLS(t, nil) }
+
+// newClusterWorldTLS is newClusterWorld with etcd serving TLS and
+// requiring client certificates when tls is set.
+func newClusterWorldTLS(t *testing.T, tls *testnet.EtcdTLS) *clusterWorld {
 	testnet.RequireRoot(t)
 	hub := testnet.NewNS(t)
 	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
 	hub.Addr(t, "br0", "192.0.2.254/24")
-	e := testnet.StartEtcd(t, hub, "192.0.2.254")
+	var e *testnet.Etcd
+	if tls != nil {
+		e = testnet.StartEtcdTLS(t, hub, "192.0.2.254", tls)
+	} else {
+		e = testnet.StartEtcd(t, hub, "192.0.2.254")
+	}
 	return &clusterWorld{t: t, hub: hub, etcd: e, cli: e.Client(t)}
 }
 
@@ -268,4 +277,37 @@ func TestClusterEtcdOutage(t *testing.T) {
 		}
 	}
 	fdbHas(t, d3, converge, []string{owned(macOf(t, h1, "vx0"), "192.0.2.1"), owned(macOf(t, h2, "vx0"), "192.0.2.2")}, nil)
+}
+
+// TestClusterTLS: etcd serves TLS and requires client certificates. Two
+// members with certificates of its CA find each other and carry traffic;
+// a node whose certificate another CA signed is refused by etcd: it never
+// becomes a member, and says why in cluster show.
+func TestClusterTLS(t *testing.T) {
+	certs := testnet.NewEtcdTLS(t, "192.0.2.254")
+	w := newClusterWorldTLS(t, certs)
+	h1, h2, h3 := w.host(1), w.host(2), w.host(3)
+	good := []string{"--etcd-cafile", certs.CAFile, "--etcd-certfile", certs.ClientCert, "--etcd-keyfile", certs.ClientKey}
+	d1 := w.member(h1, 1, append([]string{"--addr", "203.0.113.1/24"}, good...)...)
+	w.member(h2, 2, append([]string{"--addr", "203.0.113.2/24"}, good...)...)
+	d3 := w.member(h3, 3, "--addr", "203.0.113.3/24",
+		"--etcd-cafile", certs.CAFile, "--etcd-certfile", certs.OtherCert, "--etcd-keyfile", certs.OtherKey)
+	const converge = 20 * time.Second
+	testnet.Eventually(t, converge, func() error { _, err := h1.TryPing("203.0.113.2", 1); return err })
+	h2.Ping(t, "203.0.113.1", 3)
+	testnet.Eventually(t, converge, func() error {
+		out, err := d3.ctlTry("cluster", "show")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "state disconnected") || !strings.Contains(out, "last error:") {
+			return fmt.Errorf("refused node's cluster show:\n%s", out)
+		}
+		t.Logf("refused node: %s", strings.SplitN(out, "\n", 3)[1])
+		return nil
+	})
+	if v := w.value("/vxland/v1/vni/40/member/192.0.2.3"); v != "" {
+		t.Errorf("a node with a foreign certificate got in: %s", v)
+	}
+	fdbHas(t, d1, time.Second, []string{owned("00:00:00:00:00:00", "192.0.2.2")}, []string{"192.0.2.3"})
 }

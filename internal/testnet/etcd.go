@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os/exec"
@@ -18,13 +19,16 @@ import (
 // test namespace, with its data in a temporary directory. Stop and Start
 // restart it on the same data, as an outage would.
 type Etcd struct {
-	// Endpoint is the client URL, http://IP:2379.
+	// Endpoint is the client URL, http://IP:2379 (https:// with TLS).
 	Endpoint string
-	ns       *NS
-	ip       string
-	dir      string
-	proc     *Proc
-	t        testing.TB
+	// TLS is the certificates of a server started by StartEtcdTLS, nil
+	// otherwise.
+	TLS  *EtcdTLS
+	ns   *NS
+	ip   string
+	dir  string
+	proc *Proc
+	t    testing.TB
 }
 
 // StartEtcd starts etcd in ns listening on ip (which must already be an
@@ -42,18 +46,37 @@ func StartEtcd(t testing.TB, ns *NS, ip string) *Etcd {
 	return e
 }
 
+// StartEtcdTLS is StartEtcd with clients served over TLS: the server
+// presents a certificate for ip signed by tls's CA and requires client
+// certificates signed by it.
+func StartEtcdTLS(t testing.TB, ns *NS, ip string, tls *EtcdTLS) *Etcd {
+	t.Helper()
+	RequireDocAddr(t, ip)
+	if _, err := exec.LookPath("etcd"); err != nil {
+		SkipOrFail(t, "etcd not installed (Debian: apt-get install etcd-server)")
+	}
+	e := &Etcd{Endpoint: "https://" + net.JoinHostPort(ip, "2379"), TLS: tls, ns: ns, ip: ip, dir: t.TempDir(), t: t}
+	e.Start()
+	return e
+}
+
 // Start (re)starts the server on its data directory and waits until it
 // answers.
 func (e *Etcd) Start() {
 	t := e.t
 	t.Helper()
 	peer := "http://" + net.JoinHostPort(e.ip, "2380")
-	e.proc = e.ns.Start(t, "etcd", "--name", "vxt",
+	args := []string{"etcd", "--name", "vxt",
 		"--data-dir", filepath.Join(e.dir, "data"),
 		"--listen-client-urls", e.Endpoint, "--advertise-client-urls", e.Endpoint,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "vxt="+peer, "--initial-cluster-state", "new",
-		"--log-level", "warn")
+		"--initial-cluster", "vxt=" + peer, "--initial-cluster-state", "new",
+		"--log-level", "warn"}
+	if e.TLS != nil {
+		args = append(args, "--cert-file", e.TLS.ServerCert, "--key-file", e.TLS.ServerKey,
+			"--trusted-ca-file", e.TLS.CAFile, "--client-cert-auth")
+	}
+	e.proc = e.ns.Start(t, args...)
 	cli := e.Client(t)
 	Eventually(t, 20*time.Second, func() error {
 		if e.proc.Exited() {
@@ -75,11 +98,16 @@ func (e *Etcd) Stop() { e.proc.Stop() }
 func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	t.Helper()
 	dial := func(ctx context.Context, addr string) (net.Conn, error) { return e.ns.DialContext(ctx, "tcp", addr) }
+	var tc *tls.Config
+	if e.TLS != nil {
+		tc = e.TLS.ClientConfig(t)
+	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   []string{e.Endpoint},
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(), // retries while etcd is stopped are expected
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)},
+		TLS:         tc,
 	})
 	if err != nil {
 		t.Fatalf("testnet: etcd client: %v", err)
