@@ -31,7 +31,7 @@ const (
 	// MaxEndpoints bounds the endpoints of a member.
 	MaxEndpoints = overlay.DefaultMaxEndpoints
 	// MaxEndpointIPs bounds the addresses of one endpoint.
-	MaxEndpointIPs = 16
+	MaxEndpointIPs = overlay.MaxEndpointIPs
 	// maxVNI is the largest VXLAN network identifier.
 	maxVNI = 1<<24 - 1
 )

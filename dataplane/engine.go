@@ -109,15 +109,17 @@ type SegmentConfig struct {
 	// created; nil creates it in the daemon's own namespace. The UDP
 	// sockets stay in the daemon's namespace either way.
 	InNetns func(func() error) error
-	// Sources, when set, is told the source address of every frame read
-	// from the TAP (a control plane announces them as local endpoints).
-	// It is called on the packet path and must not block or allocate.
-	Sources SourceObserver
+	// Frames, when set, is shown every frame read from the TAP (a control
+	// plane announces their source MACs, and the addresses their ARP and
+	// neighbour discovery reveal, as local endpoints).
+	Frames FrameObserver
 }
 
-// SourceObserver is told the source MAC of each frame read from a TAP.
-type SourceObserver interface {
-	ObserveSource(src [6]byte)
+// FrameObserver is shown each Ethernet frame read from a TAP, before it is
+// forwarded. It is called on the packet path: it must not block, modify or
+// keep the frame, and should not allocate for frames it has seen before.
+type FrameObserver interface {
+	ObserveFrame(frame []byte)
 }
 
 // Endpoint is a running VTEP. Segments may be added and removed while it

@@ -101,10 +101,10 @@ func (s *Segment) transmitLoop() error {
 	}
 }
 
-// observe tells the segment's SourceObserver the frame's source address.
+// observe shows the frame to the segment's FrameObserver.
 func (s *Segment) observe(frame []byte) {
-	if s.cfg.Sources != nil && len(frame) >= encap.EthHeaderLen {
-		s.cfg.Sources.ObserveSource([6]byte(frame[6:12]))
+	if s.cfg.Frames != nil && len(frame) >= encap.EthHeaderLen {
+		s.cfg.Frames.ObserveFrame(frame)
 	}
 }
 

@@ -102,7 +102,8 @@ func owned(mac, dst string) string {
 
 // TestClusterThreeNodes: three daemons with no --remote find each other
 // through a real etcd and carry ping and TCP; a container behind a bridge
-// on one host is announced and installed on the others; the TAP addresses
+// on one host is announced (with the address its ARP revealed) and
+// installed on the others; the TAP addresses
 // are announced as they change; cluster entries are owned; a stranger on
 // the underlay is dropped until it is a member; a kernel vxlan peer whose
 // membership is written by hand interoperates; a graceful stop and a
@@ -137,8 +138,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	transfer(t, h2, h3, "203.0.113.3", 4<<20, d2, d3)
 	transfer(t, c1, h2, "203.0.113.2", 4<<20, d1, d2)
 
-	// The container's MAC, seen on host 1's TAP, is announced and
-	// installed on the others; nobody learned anything. (rx_not_member
+	// The container's MAC, seen on host 1's TAP, is announced with the
+	// address its ARP revealed, and installed on the others; nobody
+	// learned anything. (rx_not_member
 	// may count datagrams of a member sent before the receiver heard of
 	// it, while the cluster converges.)
 	fdbHas(t, d2, converge, []string{owned(mc1, "192.0.2.1"), owned(m1, "192.0.2.1")}, nil)
@@ -156,7 +158,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		}
 		for _, want := range []string{"state connected lease ", "vni 40 dev vx0 revision ", " published\n",
 			"local  192.0.2.2 port 4789 mac " + m2 + " addrs 203.0.113.2\n",
-			"member 192.0.2.1 port 4789 mac " + m1 + "\n", "endpoint " + mc1, "member 192.0.2.3 port 4789 mac " + m3,
+			"member 192.0.2.1 port 4789 mac " + m1 + "\n", "endpoint " + mc1 + " 203.0.113.11\n", "member 192.0.2.3 port 4789 mac " + m3,
 			"cluster_watch_events"} {
 			if !strings.Contains(out, want) {
 				return fmt.Errorf("cluster show lacks %q:\n%s", want, out)

@@ -32,8 +32,9 @@ type LocalConfig struct {
 
 // Local is what this node announces for one VNI: its VTEP, whose TAP
 // addresses follow the TAP (SetAddrs), and the endpoints behind the TAP,
-// the source MACs of frames read from it (ObserveSource), aged like
-// learned forwarding entries. A control plane waits on Changed and
+// the source MACs of frames read from it (ObserveFrame, ObserveSource),
+// aged like learned forwarding entries, with the addresses their ARP and
+// neighbour discovery announce. A control plane waits on Changed and
 // publishes Snapshot.
 type Local struct {
 	cfg LocalConfig
@@ -48,8 +49,8 @@ type Local struct {
 
 	changed chan struct{}
 
-	counters         stats.Set
-	learned, dropped *stats.Counter
+	counters                  stats.Set
+	learned, dropped, ipsFull *stats.Counter
 }
 
 // NewLocal returns the local view of one VNI.
@@ -66,6 +67,7 @@ func NewLocal(cfg LocalConfig) *Local {
 	}
 	l.learned = l.counters.New("local_endpoints_learned")
 	l.dropped = l.counters.New("local_endpoints_full")
+	l.ipsFull = l.counters.New("local_endpoint_ips_full")
 	return l
 }
 
@@ -73,8 +75,9 @@ func NewLocal(cfg LocalConfig) *Local {
 func (l *Local) VNI() uint32 { return l.cfg.VNI }
 
 // Stats returns the local view's counters: local_endpoints_learned (new
-// source MACs seen on the TAP) and local_endpoints_full (not recorded: the
-// bound was reached).
+// source MACs seen on the TAP), local_endpoints_full (not recorded: the
+// bound was reached) and local_endpoint_ips_full (an address not recorded:
+// the endpoint has MaxEndpointIPs).
 func (l *Local) Stats() []stats.Value { return l.counters.Snapshot() }
 
 // Changed is signalled (coalesced: one pending signal at most) each time

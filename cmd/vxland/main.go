@@ -258,7 +258,7 @@ func (s *vniSetup) segmentConfig() dataplane.SegmentConfig {
 		Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
 	}
 	if s.local != nil {
-		sc.Sources = s.local // the endpoints behind the TAP
+		sc.Frames = s.local // the endpoints behind the TAP
 	}
 	return sc
 }
