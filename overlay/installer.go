@@ -131,7 +131,9 @@ func (in *Installer) Apply(peers []Peer) error {
 			floods = append(floods, d)
 			members = append(members, d.IP)
 		}
-		claim(v.MAC, d)
+		if v.MAC != fdb.Zero { // EVPN peers announce no TAP MAC of their own
+			claim(v.MAC, d)
+		}
 		for _, a := range v.Addrs {
 			bind(a, v.MAC)
 		}

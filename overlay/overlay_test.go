@@ -239,3 +239,26 @@ func TestObserveSourceAllocations(t *testing.T) {
 		t.Fatalf("ObserveSource of a known MAC allocates %v times", n)
 	}
 }
+
+// TestInstallerPeerWithoutTAPMAC checks a peer that names no TAP MAC (an
+// EVPN VTEP: only its endpoints have MACs): it floods and its endpoints
+// are installed, and nothing is counted as ignored.
+func TestInstallerPeerWithoutTAPMAC(t *testing.T) {
+	tb := fdb.New(fdb.Options{})
+	in := overlay.NewInstaller(overlay.InstallerConfig{Owner: "evpn", VNI: 40, Table: tb, Self: self, SelfAddr: a1})
+	p := overlay.Peer{ID: "192.0.2.2", VTEP: overlay.VTEP{Addr: a2, Port: 4789}, Endpoints: []overlay.Endpoint{{MAC: macE1}}}
+	if err := in.Apply([]overlay.Peer{p}); err != nil {
+		t.Fatal(err)
+	}
+	if got := tb.Defaults(); !slices.Equal(got, []fdb.Dest{dest(a2)}) {
+		t.Fatalf("flood list = %v", got)
+	}
+	if got := tb.Lookup(macE1); !slices.Equal(got, []fdb.Dest{dest(a2)}) {
+		t.Fatalf("endpoint = %v", got)
+	}
+	for _, v := range in.Stats() {
+		if v.Name == "install_ignored" && v.Value != 0 {
+			t.Fatalf("install_ignored = %d", v.Value)
+		}
+	}
+}
