@@ -116,7 +116,7 @@ func (in *Installer) Apply(peers []Peer) error {
 		}
 	}
 	bind := func(ip netip.Addr, mac fdb.MAC) {
-		if _, taken := neigh[ip]; !taken && ip.IsValid() {
+		if _, taken := neigh[ip]; !taken && ip.IsValid() && mac != fdb.Zero {
 			neigh[ip] = mac
 		}
 	}

@@ -246,9 +246,15 @@ func TestObserveSourceAllocations(t *testing.T) {
 func TestInstallerPeerWithoutTAPMAC(t *testing.T) {
 	tb := fdb.New(fdb.Options{})
 	in := overlay.NewInstaller(overlay.InstallerConfig{Owner: "evpn", VNI: 40, Table: tb, Self: self, SelfAddr: a1})
-	p := overlay.Peer{ID: "192.0.2.2", VTEP: overlay.VTEP{Addr: a2, Port: 4789}, Endpoints: []overlay.Endpoint{{MAC: macE1}}}
+	p := overlay.Peer{ID: "192.0.2.2", VTEP: overlay.VTEP{Addr: a2, Port: 4789, Addrs: []netip.Addr{ip2}}, Endpoints: []overlay.Endpoint{{MAC: macE1, IPs: []netip.Addr{ipE1}}}}
+	nb := &fakeNeigh{}
+	in = overlay.NewInstaller(overlay.InstallerConfig{Owner: "evpn", VNI: 40, Table: tb, Self: self, SelfAddr: a1, Neighbours: nb})
 	if err := in.Apply([]overlay.Peer{p}); err != nil {
 		t.Fatal(err)
+	}
+	// A TAP address with no MAC to bind it to is no neighbour entry.
+	if got := nb.byOw["evpn"]; !maps.Equal(got, map[netip.Addr]fdb.MAC{ipE1: macE1}) {
+		t.Fatalf("neighbours = %v", got)
 	}
 	if got := tb.Defaults(); !slices.Equal(got, []fdb.Dest{dest(a2)}) {
 		t.Fatalf("flood list = %v", got)
