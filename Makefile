@@ -5,7 +5,7 @@ BIN     ?= bin
 # spurious "context deadline exceeded" from the fuzz coordinator.
 FUZZTIME ?= 30000x
 
-.PHONY: all build test unit fuzz vet demo bench bench-go soak clean
+.PHONY: all build test unit fuzz vet demo bench bench-go bench-cluster soak clean
 
 all: build
 
@@ -56,6 +56,15 @@ bench:
 ## bench-go: allocation and speed of the per-packet code paths.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./encap ./fdb ./learning ./checksum ./offload ./dataplane
+
+## bench-cluster: cluster mode with 5, 10 and 20 members on one etcd (root): time to a
+## full mesh, to see a leave and a join, etcd writes at rest, memory (README table).
+bench-cluster:
+	@echo '| members | mesh | leave | join | etcd writes / member / min | RSS median / max |'
+	@for n in 5 10 20; do \
+	  out=$$(VXLAND_CLUSTER_NODES=$$n $(GO) test -count=1 -run '^TestClusterScale$$' -v ./interop 2>&1) || { echo "$$out" | tail -40; exit 1; }; \
+	  echo "$$out" | grep -E '^ +cluster_test.go:[0-9]+: \|' | sed 's/^ *cluster_test.go:[0-9]*: //'; \
+	done
 
 clean:
 	rm -rf $(BIN)

@@ -3,6 +3,9 @@ package interop
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -312,4 +315,110 @@ func TestClusterTLS(t *testing.T) {
 		t.Errorf("a node with a foreign certificate got in: %s", v)
 	}
 	fdbHas(t, d1, time.Second, []string{owned("00:00:00:00:00:00", "192.0.2.2")}, []string{"192.0.2.3"})
+}
+
+// TestClusterScale starts N members (VXLAND_CLUSTER_NODES, default 5) on
+// one etcd and records what the README's table shows: time to a full mesh,
+// time for a leave and a join to be seen by every member, etcd writes at
+// steady state, and the daemons' resident memory. Every member must hold
+// every other, and a ring of pings must pass.
+func TestClusterScale(t *testing.T) {
+	n := 5
+	if s := os.Getenv("VXLAND_CLUSTER_NODES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 3 || v > 200 {
+			t.Fatalf("VXLAND_CLUSTER_NODES=%q: want 3-200", s)
+		}
+		n = v
+	}
+	w := newClusterWorld(t)
+	hosts := make([]*testnet.NS, n+1)
+	ds := make([]*daemon, n+1)
+	for i := 1; i <= n; i++ {
+		hosts[i] = w.host(i)
+	}
+	// floods counts the cluster's flood destinations in d's table.
+	floods := func(d *daemon) (int, error) {
+		out, err := d.ctlTry("fdb", "show", "dev", "vx0")
+		return strings.Count(out, "00:00:00:00:00:00 dst "), err
+	}
+	// allSee waits until every running member floods to want others.
+	allSee := func(want int, skip int) time.Duration {
+		start := time.Now()
+		testnet.Eventually(t, 60*time.Second, func() error {
+			for i := 1; i <= n; i++ {
+				if i == skip {
+					continue
+				}
+				if got, err := floods(ds[i]); err != nil || got != want {
+					return fmt.Errorf("member %d floods to %d of %d (%v)", i, got, want, err)
+				}
+			}
+			return nil
+		})
+		return time.Since(start)
+	}
+	member := func(i int) *daemon {
+		return w.member(hosts[i], i, "--addr", fmt.Sprintf("203.0.113.%d/24", i))
+	}
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		ds[i] = member(i)
+	}
+	started := time.Since(start)
+	mesh := allSee(n-1, 0) + started
+	for i := 1; i <= n; i++ {
+		next := i%n + 1
+		hosts[i].Ping(t, fmt.Sprintf("203.0.113.%d", next), 1)
+	}
+
+	// Steady state: no member writes while nothing changes (keepalives
+	// are not writes).
+	rev := func() int64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r, err := w.cli.Get(ctx, "/vxland/steady-probe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Header.Revision
+	}
+	const window = 10 * time.Second
+	r0 := rev()
+	quiet := time.NewTimer(window) // a measurement window, not a barrier
+	<-quiet.C
+	writes := float64(rev()-r0) / float64(n) / window.Minutes()
+
+	leaving := time.Now()
+	ds[n].stop(t)
+	allSee(n-2, n)
+	leave := time.Since(leaving)
+	joining := time.Now()
+	ds[n] = member(n)
+	allSee(n-1, 0)
+	join := time.Since(joining)
+
+	var rss []int
+	for i := 1; i <= n; i++ {
+		rss = append(rss, rssKiB(t, ds[i].proc.Pid()))
+	}
+	slices.Sort(rss)
+	t.Logf("| %d | %v | %v | %v | %.1f | %d / %d MiB |", n, mesh.Round(10*time.Millisecond),
+		leave.Round(10*time.Millisecond), join.Round(10*time.Millisecond), writes, rss[len(rss)/2]>>10, rss[len(rss)-1]>>10)
+}
+
+// rssKiB returns a process's resident set size in KiB.
+func rssKiB(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	t.Fatalf("no VmRSS for pid %d", pid)
+	return 0
 }
