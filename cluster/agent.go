@@ -75,6 +75,10 @@ type Agent struct {
 
 	dirty chan struct{} // a local view changed
 
+	refusedMu    sync.Mutex
+	refusedAt    time.Time // when a refusal was last logged
+	refusedQuiet int       // refusals not logged since
+
 	counters                                                stats.Set
 	watchEvents, relists, etcdErrors, invalid, puts, grants *stats.Counter
 	applies, compactions, leasesLost                        *stats.Counter
@@ -154,12 +158,18 @@ func (a *Agent) Run(ctx context.Context) {
 	wg.Wait()
 }
 
-// followLocal marks v dirty each time its local view changes.
+// followLocal ages v's local endpoints once a second and marks v dirty
+// each time its local view changes.
 func (a *Agent) followLocal(ctx context.Context, v *vniState) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	v.local.Tick() // start the coarse clock the endpoints' ages are read from
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			v.local.Tick()
 		case <-v.local.Changed():
 			a.mu.Lock()
 			v.dirty = true
@@ -415,8 +425,7 @@ func (a *Agent) list(ctx context.Context, v *vniState, prefix string) (int64, er
 func (a *Agent) event(v *vniState, ev *clientv3.Event) {
 	addr, err := a.schema.ParseMemberKey(v.vni, string(ev.Kv.Key))
 	if err != nil {
-		a.invalid.Inc()
-		a.logf("cluster: vni %d: refused: %v", v.vni, err)
+		a.refused(v.vni, err)
 		return
 	}
 	old, had := v.members[addr]
@@ -442,6 +451,34 @@ func (a *Agent) event(v *vniState, ev *clientv3.Event) {
 	}
 }
 
+// refused counts and logs a key or value refused; the log says at most one
+// a second, so that a writer flooding etcd with garbage cannot flood the
+// log too.
+func (a *Agent) refused(vni uint32, err error) {
+	a.invalid.Inc()
+	now := time.Now()
+	a.refusedMu.Lock()
+	quiet := now.Sub(a.refusedAt) < time.Second
+	if quiet {
+		a.refusedQuiet++
+	} else {
+		a.refusedAt = now
+	}
+	n := a.refusedQuiet
+	if !quiet {
+		a.refusedQuiet = 0
+	}
+	a.refusedMu.Unlock()
+	if quiet {
+		return
+	}
+	if n > 0 {
+		a.logf("cluster: vni %d: refused: %v (and %d more not logged; see cluster_invalid_values)", vni, err, n)
+		return
+	}
+	a.logf("cluster: vni %d: refused: %v", vni, err)
+}
+
 // decode validates one member key and value written by another node;
 // refusals are counted and logged, never fatal.
 func (a *Agent) decode(v *vniState, kv *mvccpb.KeyValue) (overlay.Peer, bool) {
@@ -452,8 +489,7 @@ func (a *Agent) decode(v *vniState, kv *mvccpb.KeyValue) (overlay.Peer, bool) {
 			return p, true
 		}
 	}
-	a.invalid.Inc()
-	a.logf("cluster: vni %d: refused: %v", v.vni, err)
+	a.refused(v.vni, err)
 	return overlay.Peer{}, false
 }
 

@@ -32,6 +32,8 @@ type world struct {
 	hub  *testnet.NS
 	etcd *testnet.Etcd
 	cli  *clientv3.Client // the test's own client, as another writer
+	// ageing is the local endpoints' lifetime in nodes added from now on.
+	ageing time.Duration
 }
 
 // put writes key as another writer would and returns the revision.
@@ -109,7 +111,7 @@ func (w *world) addNode(i int) *node {
 	ns.Addr(t, "u0", fmt.Sprintf("192.0.2.%d/24", i))
 	n := &node{i: i, ns: ns, addr: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i)), mac: fdb.MAC{2, 0, 0, 0, 0, byte(i)},
 		table: fdb.New(fdb.Options{}), neigh: &neighbours{}, logs: &logBuf{}}
-	n.local = overlay.NewLocal(overlay.LocalConfig{VNI: testVNI, VTEP: overlay.VTEP{Addr: n.addr, Port: 4789, MAC: n.mac}})
+	n.local = overlay.NewLocal(overlay.LocalConfig{VNI: testVNI, VTEP: overlay.VTEP{Addr: n.addr, Port: 4789, MAC: n.mac}, Ageing: w.ageing})
 	in := overlay.NewInstaller(overlay.InstallerConfig{Owner: Owner, VNI: testVNI, Table: n.table, Self: n.mac, SelfAddr: n.addr, Neighbours: n.neigh})
 	// The host's client dials from inside its namespace, with the daemon's
 	// keepalive so that a cut link is noticed.
@@ -276,5 +278,32 @@ func TestAgents(t *testing.T) {
 	st := n2.agent.Status()
 	if st.State != "connected" || len(st.VNIs) != 1 || len(st.VNIs[0].Members) != 1 || st.VNIs[0].Members[0].VTEP.Addr != n1.addr || !st.VNIs[0].Published {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// TestEndpointAgeing: an endpoint that stops sending ages out of the node
+// that announced it, and so out of the others' tables.
+func TestEndpointAgeing(t *testing.T) {
+	w := newWorld(t)
+	w.ageing = 2 * time.Second
+	n1, n2 := w.addNode(1), w.addNode(2)
+	ep := fdb.MAC{0x0a, 0, 0, 0, 0, 7}
+	n1.local.ObserveSource(ep)
+	testnet.Eventually(t, 15*time.Second, func() error {
+		if d := n2.table.Lookup(ep); len(d) != 1 || d[0].IP != n1.addr {
+			return fmt.Errorf("endpoint -> %v", d)
+		}
+		return nil
+	})
+	seen := time.Now()
+	testnet.Eventually(t, 15*time.Second, func() error {
+		if d := n2.table.Lookup(ep); d != nil {
+			return fmt.Errorf("endpoint still installed: %v", d)
+		}
+		return nil
+	})
+	t.Logf("aged out %v after it was installed (ageing %v)", time.Since(seen).Round(100*time.Millisecond), w.ageing)
+	if d := n2.table.Lookup(n1.mac); len(d) != 1 {
+		t.Errorf("the member itself went too: %v", d)
 	}
 }
