@@ -422,3 +422,23 @@ func rssKiB(t *testing.T, pid int) int {
 	t.Fatalf("no VmRSS for pid %d", pid)
 	return 0
 }
+
+// TestClusterIPv6Underlay: two members whose underlay is IPv6 (etcd
+// reached over IPv4) find each other; keys and member lists carry IPv6
+// addresses.
+func TestClusterIPv6Underlay(t *testing.T) {
+	w := newClusterWorld(t)
+	var ds []*daemon
+	for i := 1; i <= 2; i++ {
+		h := w.host(i)
+		h.Addr(t, "ul0", fmt.Sprintf("2001:db8::%d/64", i))
+		ds = append(ds, startShared(t, h, t.TempDir(), "--vni", "40", "--local", fmt.Sprintf("2001:db8::%d", i), "--up",
+			"--addr", fmt.Sprintf("203.0.113.%d/24", i), "--etcd-endpoints", w.etcd.Endpoint))
+	}
+	fdbHas(t, ds[0], 20*time.Second, []string{owned("00:00:00:00:00:00", "2001:db8::2")}, nil)
+	testnet.Eventually(t, 20*time.Second, func() error { _, err := ds[0].ns.TryPing("203.0.113.2", 1); return err })
+	ds[1].ns.Ping(t, "203.0.113.1", 3)
+	if v := w.value("/vxland/v1/vni/40/member/2001:db8::1"); !strings.Contains(v, `"addr":"2001:db8::1"`) {
+		t.Errorf("etcd holds %q for the IPv6 member", v)
+	}
+}
