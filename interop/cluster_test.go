@@ -149,9 +149,18 @@ func TestClusterThreeNodes(t *testing.T) {
 	fdbHas(t, d2, converge, []string{owned(mc1, "192.0.2.1"), owned(m1, "192.0.2.1")}, nil)
 	fdbHas(t, d3, converge, []string{owned(mc1, "192.0.2.1")}, nil)
 	for _, d := range []*daemon{d1, d2, d3} {
-		if st := d.stats(t); st["fdb_learned"] != 0 {
-			t.Errorf("%s: fdb_learned %d", d.ns, st["fdb_learned"])
+		if st := d.stats(t); st["fdb_learned"] != 0 || st["install_applies"] == 0 || st["install_conflicts"] != 0 {
+			t.Errorf("%s: fdb_learned %d, install_applies %d, install_conflicts %d", d.ns, st["fdb_learned"], st["install_applies"], st["install_conflicts"])
 		}
+	}
+	// The endpoints behind host 1's TAP: the container, and the bridge
+	// unless it took the TAP's MAC (a bridge takes its smallest port's).
+	want := uint64(2)
+	if macOf(t, h1, "br1") == m1 {
+		want = 1
+	}
+	if n := d1.stats(t)["local_endpoints_learned"]; n != want {
+		t.Errorf("host 1: local_endpoints_learned %d, want %d (the container and the bridge)", n, want)
 	}
 	// vxlanctl cluster show: connected, with the members and their endpoints.
 	testnet.Eventually(t, converge, func() error {
@@ -236,6 +245,9 @@ func TestClusterThreeNodes(t *testing.T) {
 	const newMAC = "02:00:5e:10:00:22"
 	d2 = w.member(h2, 2, "--addr", "203.0.113.2/24", "--mac", newMAC)
 	fdbHas(t, d1, converge, []string{owned(newMAC, "192.0.2.2"), owned("00:00:00:00:00:00", "192.0.2.2")}, []string{m2})
+	// The container's ARP cache still holds the old MAC, which nobody
+	// answers to any more; Linux would take up to a minute to find out.
+	c1.Exec(t, "ip", "neigh", "flush", "dev", "eth0")
 	testnet.Eventually(t, converge, func() error { _, err := c1.TryPing("203.0.113.2", 1); return err })
 	h2.Ping(t, "203.0.113.9", 3)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/vxland/vxland/internal/etcdconn"
 	"github.com/vxland/vxland/link"
 	"github.com/vxland/vxland/overlay"
+	"github.com/vxland/vxland/stats"
 )
 
 // clusterVNI is a VNI that joins the cluster, as start prepared it.
@@ -52,7 +53,9 @@ func newLocal(v *config.VNI, mac fdb.MAC) *overlay.Local {
 // joinCluster records a VNI that joins the cluster once its TAP is up: its
 // installer owns what the cluster installs in its table, and with
 // members_only its segment accepts nobody until etcd has named the members.
-func (d *daemon) joinCluster(s *vniSetup, seg *dataplane.Segment) {
+// It returns the VNI's counters: the segment's, then the installer's and
+// the local view's.
+func (d *daemon) joinCluster(s *vniSetup, seg *dataplane.Segment) func() []stats.Value {
 	v := s.v
 	ic := overlay.InstallerConfig{
 		Owner: cluster.Owner, VNI: v.ID, Table: s.table,
@@ -62,9 +65,14 @@ func (d *daemon) joinCluster(s *vniSetup, seg *dataplane.Segment) {
 		seg.SetMembers([]netip.Addr{})
 		ic.Members = seg
 	}
-	d.clusterVNIs = append(d.clusterVNIs, clusterVNI{
-		local: s.local, installer: overlay.NewInstaller(ic), h: s.h, tap: seg.TAPName(),
-	})
+	in := overlay.NewInstaller(ic)
+	d.clusterVNIs = append(d.clusterVNIs, clusterVNI{local: s.local, installer: in, h: s.h, tap: seg.TAPName()})
+	d.vniStats[seg] = func() []stats.Value {
+		return append(append(seg.Counters(), in.Stats()...), s.local.Stats()...)
+	}
+	return func() []stats.Value {
+		return append(append(seg.Stats(), in.Stats()...), s.local.Stats()...)
+	}
 }
 
 // startCluster starts the etcd agent for the VNIs that joined, and follows
@@ -126,8 +134,6 @@ func (d *daemon) clusterShow() *control.ClusterStatus {
 	devs := map[uint32]string{}
 	for _, cv := range cr.vnis {
 		devs[cv.local.VNI()] = cv.tap
-		out.Stats = append(out.Stats, cv.installer.Stats()...)
-		out.Stats = append(out.Stats, cv.local.Stats()...)
 	}
 	for _, v := range st.VNIs {
 		cv := control.ClusterVNI{VNI: v.VNI, Dev: devs[v.VNI], Revision: v.Revision, Published: v.Published, Local: wireMember(v.Local)}

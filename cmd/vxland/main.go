@@ -22,6 +22,7 @@ import (
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/link"
 	"github.com/vxland/vxland/overlay"
+	"github.com/vxland/vxland/stats"
 )
 
 // tapTxQueueLen replaces the TAP's default transmit queue of 500 frames,
@@ -141,8 +142,11 @@ type daemon struct {
 	done    chan error                         // the first endpoint that stopped by itself
 	closed  bool
 
-	clusterVNIs []clusterVNI               // the VNIs that join the cluster
-	cluster     atomic.Pointer[clusterRun] // the etcd agent, nil without a cluster
+	clusterVNIs []clusterVNI // the VNIs that join the cluster
+	// vniStats are the counters of the segments with more than their own
+	// (a cluster VNI's installer and local view), for the metrics.
+	vniStats map[*dataplane.Segment]func() []stats.Value
+	cluster  atomic.Pointer[clusterRun] // the etcd agent, nil without a cluster
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
@@ -181,10 +185,11 @@ type vniSetup struct {
 func start(cfg *config.Config) (_ *daemon, err error) {
 	d := &daemon{
 		file: cfg.Source, running: cfg,
-		vnis:    map[vniIdentity]*vniRun{},
-		epKeys:  map[*dataplane.Endpoint]epIdentity{},
-		retired: map[*dataplane.Endpoint]bool{},
-		done:    make(chan error, 1),
+		vnis:     map[vniIdentity]*vniRun{},
+		epKeys:   map[*dataplane.Endpoint]epIdentity{},
+		retired:  map[*dataplane.Endpoint]bool{},
+		vniStats: map[*dataplane.Segment]func() []stats.Value{},
+		done:     make(chan error, 1),
 	}
 	defer func() {
 		if err != nil {
@@ -315,17 +320,18 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	if path == "" {
 		path = control.SocketPath(seg.TAPName())
 	}
+	counters := seg.Stats
+	if s.local != nil {
+		counters = d.joinCluster(s, seg)
+	}
 	ctl, err := control.Listen(path, &control.Device{
-		Name: seg.TAPName(), VNI: v.ID, Port: v.Port, FDB: s.table, Stats: seg.Stats,
+		Name: seg.TAPName(), VNI: v.ID, Port: v.Port, FDB: s.table, Stats: counters,
 	})
 	if err != nil {
 		return err // already says "control: ..."
 	}
 	d.ctls = append(d.ctls, ctl)
 	ctl.Reload = d.reload
-	if s.local != nil {
-		d.joinCluster(s, seg)
-	}
 	if d.running.ClusterMode() {
 		ctl.ClusterShow = d.clusterShow // the daemon's status, on every socket
 	}
