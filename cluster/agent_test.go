@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -118,7 +119,7 @@ func (w *world) addNode(i int) *node {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints: []string{w.etcd.Endpoint}, DialTimeout: 5 * time.Second,
 		DialKeepAliveTime: 2 * time.Second, DialKeepAliveTimeout: 2 * time.Second,
-		Logger: zap.NewNop(), DialOptions: []grpc.DialOption{grpc.WithContextDialer(testnet.DialIn(ns))},
+		Logger: zap.NewNop(), DialOptions: []grpc.DialOption{grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) { return ns.DialContext(ctx, "tcp", addr) })},
 	})
 	if err != nil {
 		t.Fatal(err)

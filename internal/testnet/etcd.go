@@ -115,17 +115,3 @@ func (e *Etcd) Client(t testing.TB) *clientv3.Client {
 	t.Cleanup(func() { cli.Close() })
 	return cli
 }
-
-// DialIn returns a dialer that opens TCP connections from inside ns, for
-// an in-process etcd client playing a host that lives in ns.
-func DialIn(ns *NS) func(ctx context.Context, addr string) (net.Conn, error) {
-	return func(ctx context.Context, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := ns.TryDo(func() error {
-			var err error
-			c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-			return err
-		})
-		return c, err
-	}
-}
