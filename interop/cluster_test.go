@@ -454,3 +454,19 @@ func TestClusterIPv6Underlay(t *testing.T) {
 		t.Errorf("etcd holds %q for the IPv6 member", v)
 	}
 }
+
+// TestClusterMembersOnlyOff: with --cluster-members-only=false and
+// learning turned back on, a kernel vxlan host that is not a member
+// reaches a member, which learns it; nothing counts as rx_not_member.
+func TestClusterMembersOnlyOff(t *testing.T) {
+	w := newClusterWorld(t)
+	h1, h9 := w.host(1), w.host(9)
+	d1 := w.member(h1, 1, "--addr", "203.0.113.1/24", "--cluster-members-only=false", "--learning")
+	testnet.KernelVXLAN(t, h9, testnet.VXLANOpts{VNI: 40, Remote: "192.0.2.1", Local: "192.0.2.9", Dev: "ul0", Addr: "203.0.113.9/24"})
+	testnet.Eventually(t, 20*time.Second, func() error { _, err := h9.TryPing("203.0.113.1", 1); return err })
+	h1.Ping(t, "203.0.113.9", 3)
+	if st := d1.stats(t); st["rx_not_member"] != 0 || st["fdb_learned"] == 0 {
+		t.Errorf("rx_not_member %d, fdb_learned %d", st["rx_not_member"], st["fdb_learned"])
+	}
+	fdbHas(t, d1, time.Second, []string{macOf(t, h9, "vxlan40") + " dst 192.0.2.9 self\n"}, nil)
+}
