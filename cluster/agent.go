@@ -94,6 +94,7 @@ type vniState struct {
 	dirty     bool                        // the local view changed since
 	members   map[netip.Addr]overlay.Peer // valid remote members by key address
 	rev       int64                       // last etcd revision applied
+	relist    chan struct{}               // the watch is to list again
 }
 
 // New returns an agent that keeps its state in etcd through cli (which the
@@ -137,7 +138,8 @@ func (a *Agent) Add(v VNI) error {
 	if _, dup := a.vnis[id]; dup {
 		return fmt.Errorf("cluster: vni %d added twice", id)
 	}
-	a.vnis[id] = &vniState{vni: id, local: v.Local, installer: v.Installer, dirty: true, members: map[netip.Addr]overlay.Peer{}}
+	a.vnis[id] = &vniState{vni: id, local: v.Local, installer: v.Installer, dirty: true,
+		members: map[netip.Addr]overlay.Peer{}, relist: make(chan struct{}, 1)}
 	return nil
 }
 
@@ -243,6 +245,12 @@ func (a *Agent) publish(ctx context.Context) {
 		a.lease = lease.ID
 		for _, v := range a.vnis {
 			v.dirty, v.published = true, nil
+			if !first {
+				select {
+				case v.relist <- struct{}{}:
+				default:
+				}
+			}
 		}
 		a.mu.Unlock()
 		if first {
@@ -347,9 +355,13 @@ func (a *Agent) revoke(lease clientv3.LeaseID) {
 // compaction (that revision is gone) it lists again and reconciles by
 // content, so deletes missed meanwhile are applied too.
 func (a *Agent) watchVNI(ctx context.Context, v *vniState) {
+	a.watchFrom(ctx, v, 0)
+}
+
+// watchFrom is watchVNI resuming after revision rev; 0 lists first.
+func (a *Agent) watchFrom(ctx context.Context, v *vniState, rev int64) {
 	prefix := a.schema.VNIPrefix(v.vni)
 	delay := a.cfg.Backoff
-	rev := int64(0) // 0: list first
 	for ctx.Err() == nil {
 		if rev == 0 {
 			var err error
@@ -365,16 +377,30 @@ func (a *Agent) watchVNI(ctx context.Context, v *vniState) {
 		}
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := a.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for wr := range wch {
+	watching:
+		for {
+			var wr clientv3.WatchResponse
+			var open bool
+			select {
+			case wr, open = <-wch:
+			case <-v.relist:
+				// A new lease: etcd may have lost its data, and its
+				// revisions restarted below the one this watch waits for.
+				a.logf("cluster: vni %d: listing again after re-registering", v.vni)
+				rev = 0
+			}
+			if !open || rev == 0 {
+				break watching
+			}
 			if wr.CompactRevision != 0 || errors.Is(wr.Err(), rpctypes.ErrCompacted) {
 				a.compactions.Inc()
 				a.logf("cluster: vni %d: revision %d compacted away; listing again", v.vni, rev+1)
 				rev = 0
-				break
+				break watching
 			}
 			if err := wr.Err(); err != nil {
 				a.failed(fmt.Sprintf("vni %d: watch", v.vni), err)
-				break
+				break watching
 			}
 			if len(wr.Events) == 0 {
 				continue
@@ -390,7 +416,7 @@ func (a *Agent) watchVNI(ctx context.Context, v *vniState) {
 			delay = a.cfg.Backoff
 		}
 		cancel()
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && rev != 0 {
 			delay = a.backoff(ctx, delay)
 		}
 	}

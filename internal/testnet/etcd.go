@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -91,6 +92,19 @@ func (e *Etcd) Start() {
 
 // Stop stops the server (SIGTERM, then SIGKILL), keeping its data.
 func (e *Etcd) Stop() { e.proc.Stop() }
+
+// Wipe deletes the data of a stopped server: the next Start begins a new
+// cluster, its revisions from 1 again, every lease gone, as after a
+// disaster restored from nothing.
+func (e *Etcd) Wipe(t testing.TB) {
+	t.Helper()
+	if !e.proc.Exited() {
+		t.Fatal("testnet: Wipe of a running etcd; Stop it first")
+	}
+	if err := os.RemoveAll(filepath.Join(e.dir, "data")); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // Client returns a client of the server for the test process itself, which
 // runs outside the namespace: its connections are dialled from inside it.
