@@ -295,6 +295,14 @@ func (t *Table) Lookup(mac MAC) []Dest {
 	return nil
 }
 
+// SetNotify makes fn hear every later change, as Options.Notify does;
+// nil stops notifications.
+func (t *Table) SetNotify(fn func(Change)) {
+	t.mu.Lock()
+	t.notify = fn
+	t.mu.Unlock()
+}
+
 // LookupRouter is Lookup that also reports the entry's router flag.
 func (t *Table) LookupRouter(mac MAC) ([]Dest, bool) {
 	if e := t.get(mac); e != nil {
