@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -73,6 +74,9 @@ func FormatFDB(w io.Writer, d DeviceFDB, showDev bool) error {
 			head += " dev " + d.Name
 		}
 		tail := "self"
+		if e.Router {
+			tail += " router"
+		}
 		switch e.State {
 		case fdb.Permanent:
 			tail += " " + statePermanent
@@ -167,6 +171,9 @@ func WriteFDBJSON(w io.Writer, devs []DeviceFDB) error {
 	for _, d := range devs {
 		for _, e := range d.Entries {
 			base := JSONFDBEntry{MAC: e.MAC.String(), Ifname: d.Name, Flags: []string{"self"}}
+			if e.Router {
+				base.Flags = append(base.Flags, "router")
+			}
 			switch e.State {
 			case fdb.Permanent:
 				base.State = statePermanent
@@ -221,4 +228,111 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
+}
+
+// FormatNeigh writes d's neighbour entries the way `ip neigh show`
+// prints them, one per line:
+//
+//	203.0.113.2 dev vx0 lladdr 02:00:5e:10:00:02 PERMANENT
+//	2001:db8::1 dev vx0 lladdr 02:00:5e:10:00:01 router REACHABLE proto host
+//
+// Entries kept by vxland (vxlanctl neigh add) come first and are
+// PERMANENT; the host's own entries on the TAP follow, with their state
+// and "proto host". "dev NAME" is printed only when showDev is set.
+func FormatNeigh(w io.Writer, d DeviceNeigh, showDev bool) error {
+	bw := bufio.NewWriter(w)
+	for _, e := range d.Entries {
+		bw.WriteString(e.IP.String())
+		if showDev {
+			bw.WriteString(" dev " + d.Name)
+		}
+		bw.WriteString(" lladdr " + e.MAC.String())
+		if e.Router {
+			bw.WriteString(" router")
+		}
+		bw.WriteString(" " + neigh.StateName(e.State))
+		if e.Source == neigh.Host {
+			bw.WriteString(" proto host")
+		}
+		bw.WriteString("\n")
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write neighbours of %s: %w", d.Name, err)
+	}
+	return nil
+}
+
+// JSONNeigh is one neighbour entry as `vxlanctl -j neigh show` prints it,
+// after `ip -j neigh show`.
+type JSONNeigh struct {
+	Dst    string `json:"dst"`
+	Dev    string `json:"dev"`
+	LLAddr string `json:"lladdr"`
+	Router bool   `json:"router,omitempty"`
+	State  string `json:"state"`
+	Source string `json:"source"`
+}
+
+// WriteNeighJSON writes the entries of devs as one JSON array of
+// JSONNeigh, followed by a newline.
+func WriteNeighJSON(w io.Writer, devs []DeviceNeigh) error {
+	out := []JSONNeigh{}
+	for _, d := range devs {
+		for _, e := range d.Entries {
+			out = append(out, JSONNeigh{Dst: e.IP.String(), Dev: d.Name, LLAddr: e.MAC.String(),
+				Router: e.Router, State: neigh.StateName(e.State), Source: e.Source.String()})
+		}
+	}
+	return writeJSON(w, out)
+}
+
+// FormatEvent writes one monitor event as one line, in the manner of `ip
+// monitor neigh` and `bridge monitor fdb`:
+//
+//	l2miss 02:00:5e:10:00:09 dev vx0 vni 40
+//	l3miss 203.0.113.99 dev vx0 vni 40
+//	02:00:5e:10:00:02 dev vx0 dst 192.0.2.2 self permanent
+//	Deleted 02:00:5e:10:00:02 dev vx0 dst 192.0.2.2 self permanent
+//	lost 12 events dev vx0 vni 40
+//
+// Forwarding entries added, learned or migrated print as bridge monitor
+// fdb prints a new entry; deleted and aged ones with "Deleted" in front.
+func FormatEvent(w io.Writer, e MonitorEvent) error {
+	var line string
+	switch e.Event {
+	case "l2miss":
+		line = fmt.Sprintf("l2miss %s dev %s vni %d", macText(e.MAC), e.Dev, e.VNI)
+	case "l3miss":
+		line = fmt.Sprintf("l3miss %s dev %s vni %d", e.IP, e.Dev, e.VNI)
+	case "lost":
+		line = fmt.Sprintf("lost %d events dev %s vni %d", e.Lost, e.Dev, e.VNI)
+	case "fdb":
+		line = macText(e.MAC) + " dev " + e.Dev
+		if e.Dst != nil {
+			line += " " + destText(fdb.Dest{IP: e.Dst.IP, Port: e.Dst.Port, VNI: e.Dst.VNI}, e.Port, e.VNI)
+		}
+		line += " self"
+		if e.Router {
+			line += " router"
+		}
+		if e.State == statePermanent || e.State == stateStatic {
+			line += " " + e.State
+		}
+		if e.Action == fdb.ChangeDeleted.String() || e.Action == fdb.ChangeAged.String() {
+			line = "Deleted " + line
+		}
+	default:
+		line = fmt.Sprintf("%s dev %s vni %d", e.Event, e.Dev, e.VNI)
+	}
+	if _, err := io.WriteString(w, line+"\n"); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return nil
+}
+
+func macText(m *fdb.MAC) string {
+	if m == nil {
+		return "-"
+	}
+	return m.String()
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/vxland/vxland/arpnd"
 	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/neigh"
 )
 
 var (
@@ -76,7 +77,7 @@ func TestProxyAnswers(t *testing.T) {
 // table alone when the MAC has no forwarding entry at all.
 func TestProxyAnswersWithoutFDBEntry(t *testing.T) {
 	s, replies := hookSegment(t, Tuning{Proxy: true})
-	s.neigh.SetHost(ip4Target, hookTarget, false)
+	s.neigh.SetHost(ip4Target, hookTarget, false, neigh.NUDReachable)
 	s.transmitFrame(newTxState(), s.tune.Load(), arpRequest(ip4Target))
 	if len(*replies) != 1 {
 		t.Fatalf("%d replies, want 1", len(*replies))

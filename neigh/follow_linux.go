@@ -59,5 +59,5 @@ func (t *Table) Apply(u netlink.NeighUpdate, ifindex int) {
 		t.DelHost(ip)
 		return
 	}
-	t.SetHost(ip, fdb.MAC(n.HardwareAddr), n.Flags&netlink.NTF_ROUTER != 0)
+	t.SetHost(ip, fdb.MAC(n.HardwareAddr), n.Flags&netlink.NTF_ROUTER != 0, uint16(n.State&nudConnected))
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -61,6 +62,31 @@ type Entry struct {
 	// "router", NTF_ROUTER): an NA answering for it has the router flag.
 	Router bool
 	Source Source
+	// State is the entry's neighbour state, a NUD_* value: NUDPermanent
+	// for control entries, the host's for host entries.
+	State uint16
+}
+
+// Neighbour states (NUD_*, linux/neighbour.h) an entry may be in; only
+// these, the kernel's NUD_CONNECTED, are used.
+const (
+	NUDReachable uint16 = 0x02
+	NUDNoARP     uint16 = 0x40
+	NUDPermanent uint16 = 0x80
+)
+
+// StateName is how ip-neighbour(8) shows state s: PERMANENT, NOARP,
+// REACHABLE.
+func StateName(s uint16) string {
+	switch s {
+	case NUDPermanent:
+		return "PERMANENT"
+	case NUDNoARP:
+		return "NOARP"
+	case NUDReachable:
+		return "REACHABLE"
+	}
+	return "NUD(" + strconv.Itoa(int(s)) + ")"
 }
 
 type table = map[netip.Addr]Entry
@@ -127,7 +153,7 @@ func (t *Table) put(ip netip.Addr, mac fdb.MAC, router, replace bool) error {
 	if _, ok := old[ip]; ok && !replace {
 		return fmt.Errorf("neigh: add %s: %w", ip, ErrExists)
 	}
-	t.ctl.Store(with(old, Entry{IP: ip, MAC: mac, Router: router, Source: Control}))
+	t.ctl.Store(with(old, Entry{IP: ip, MAC: mac, Router: router, Source: Control, State: NUDPermanent}))
 	return nil
 }
 
@@ -145,9 +171,9 @@ func (t *Table) Del(ip netip.Addr) error {
 	return nil
 }
 
-// SetHost records or updates the host's entry for ip; invalid entries
-// are ignored.
-func (t *Table) SetHost(ip netip.Addr, mac fdb.MAC, router bool) {
+// SetHost records or updates the host's entry for ip, in NUD state
+// state; invalid entries are ignored.
+func (t *Table) SetHost(ip netip.Addr, mac fdb.MAC, router bool, state uint16) {
 	ip = ip.Unmap()
 	if Check(ip, mac) != nil {
 		return
@@ -155,7 +181,7 @@ func (t *Table) SetHost(ip netip.Addr, mac fdb.MAC, router bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := *t.host.Load()
-	e := Entry{IP: ip, MAC: mac, Router: router, Source: Host}
+	e := Entry{IP: ip, MAC: mac, Router: router, Source: Host, State: state}
 	if cur, ok := old[ip]; ok && cur == e {
 		return
 	}

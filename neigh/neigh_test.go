@@ -57,7 +57,7 @@ func TestControlEntries(t *testing.T) {
 
 func TestControlWinsOverHost(t *testing.T) {
 	tb := New()
-	tb.SetHost(ipA, macA, false)
+	tb.SetHost(ipA, macA, false, NUDPermanent)
 	if e, ok := tb.Lookup(ipA); !ok || e.MAC != macA || e.Source != Host {
 		t.Fatalf("host entry: %+v %v", e, ok)
 	}
@@ -122,7 +122,7 @@ func TestApply(t *testing.T) {
 func TestLookupNoAllocation(t *testing.T) {
 	tb := New()
 	tb.Add(ipA, macA, false)
-	tb.SetHost(ip6A, macB, false)
+	tb.SetHost(ip6A, macB, false, NUDPermanent)
 	if n := testing.AllocsPerRun(100, func() {
 		tb.Lookup(ipA)
 		tb.Lookup(ip6A)
