@@ -28,7 +28,14 @@ func Follow(t *Table, sub Subscribe, ifindex int, done <-chan struct{}, logf fun
 	for {
 		ch := make(chan netlink.NeighUpdate, 256)
 		t.ClearHost()
-		if err := sub(ch, done, func(err error) { logf("neighbour follower: %v", err) }); err != nil {
+		errf := func(err error) {
+			select {
+			case <-done: // the subscription's socket was closed on purpose
+			default:
+				logf("neighbour follower: %v", err)
+			}
+		}
+		if err := sub(ch, done, errf); err != nil {
 			logf("%v", err)
 		} else {
 			for u := range ch {

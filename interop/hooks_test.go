@@ -1,0 +1,343 @@
+package interop
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vxland/vxland/checksum"
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// proxyTopo is the guides' proxy topology: two hosts, each with a bridge
+// br0 holding one container; host A's bridge also holds vxland's TAP,
+// host B's a kernel vxlan device with "proxy nolearning". Neither VTEP
+// has an all-zeros entry: nothing is flooded.
+type proxyTopo struct {
+	hostA, hostB *testnet.NS
+	cA, cB       *testnet.NS
+	macA, macB   string
+	d            *daemon
+	kdev         string
+}
+
+const (
+	ctrA4, ctrB4 = "203.0.113.11", "203.0.113.21"
+	ctrA6, ctrB6 = "2001:db8:1::11", "2001:db8:1::21"
+)
+
+// newProxyTopo builds the topology; vxland gets args besides its basics.
+// The kernel side knows container A (fdb and neighbour entries on its
+// vxlan device); what vxland knows is up to the test.
+func newProxyTopo(t *testing.T, args ...string) *proxyTopo {
+	t.Helper()
+	testnet.RequireRoot(t)
+	requireIPv6(t)
+	p := &proxyTopo{hostA: testnet.NewNS(t), hostB: testnet.NewNS(t)}
+	requireBridge(t, p.hostA)
+	underlay(t, p.hostA, p.hostB, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	newBridge(t, p.hostA, "br0")
+	newBridge(t, p.hostB, "br0")
+	p.cA = container(t, p.hostA, "br0", "veth-a", 1450, ctrA4+"/24")
+	p.cB = container(t, p.hostB, "br0", "veth-b", 1450, ctrB4+"/24")
+	p.cA.Exec(t, "ip", "-6", "addr", "add", ctrA6+"/64", "dev", "eth0", "nodad")
+	p.cB.Exec(t, "ip", "-6", "addr", "add", ctrB6+"/64", "dev", "eth0", "nodad")
+	p.macA, p.macB = macOf(t, p.cA, "eth0"), macOf(t, p.cB, "eth0")
+
+	p.kdev = testnet.KernelVXLAN(t, p.hostB, testnet.VXLANOpts{Name: "vxlan0", VNI: 42,
+		Local: "192.0.2.2", Dev: "ul0", NoLearning: true, Extra: []string{"proxy"}})
+	p.hostB.Exec(t, "ip", "link", "set", p.kdev, "master", "br0")
+	p.hostB.Exec(t, "bridge", "fdb", "add", p.macA, "dev", p.kdev, "dst", "192.0.2.1", "self", "permanent")
+	p.hostB.Exec(t, "ip", "neigh", "add", ctrA4, "lladdr", p.macA, "dev", p.kdev, "nud", "permanent")
+	p.hostB.Exec(t, "ip", "-6", "neigh", "add", ctrA6, "lladdr", p.macA, "dev", p.kdev, "nud", "permanent")
+
+	p.d = startTopo(t, p.hostA, map[string]*testnet.NS{"vxt0": p.hostA}, append([]string{
+		"--tap", "vxt0", "--vni", "42", "--local", "192.0.2.1", "--dev", "ul0",
+		"--learning=false", "--master", "br0", "--up"}, args...)...)
+	return p
+}
+
+// teachVxland gives vxland what the kernel side has for container B:
+// the forwarding entry, the IPv4 neighbour as the host's own entry on
+// the TAP (as the guides write it, for the kernel's vxlan device) and the
+// IPv6 neighbour through vxlanctl.
+func (p *proxyTopo) teachVxland(t *testing.T) {
+	t.Helper()
+	p.d.ctl(t, "fdb", "add", p.macB, "dev", "vxt0", "dst", "192.0.2.2")
+	p.hostA.Exec(t, "ip", "neigh", "add", ctrB4, "lladdr", p.macB, "dev", "vxt0", "nud", "permanent")
+	p.d.ctl(t, "neigh", "add", ctrB6, "lladdr", p.macB, "dev", "vxt0")
+	// The host's entry reaches vxland through netlink: wait for it there.
+	testnet.Eventually(t, 5*time.Second, func() error {
+		out, err := p.d.ctlTry("neigh", "show", "dev", "vxt0")
+		if err != nil {
+			return err
+		}
+		if !hasLine(out, ctrB4, "lladdr "+p.macB, "PERMANENT", "proto host") {
+			return errorf("vxland has not followed the host's neighbour entry yet:\n%s", out)
+		}
+		return nil
+	})
+}
+
+// TestProxyKernel: with proxy on both sides and static entries, the
+// containers ping each other over IPv4 and IPv6, no ARP or Neighbor
+// Discovery crosses the underlay, and the replies vxland builds are the
+// kernel's byte for byte (with the two containers' roles swapped).
+func TestProxyKernel(t *testing.T) {
+	p := newProxyTopo(t, "--proxy")
+	p.teachVxland(t)
+	ul := p.hostB.Capture(t, "ul0", "udp port 4789")
+	capA := p.cA.Capture(t, "eth0", "arp or icmp6")
+	capB := p.cB.Capture(t, "eth0", "arp or icmp6")
+
+	// Each container resolves the other through its own VTEP's proxy:
+	// vxland answers A, the kernel answers B.
+	resolve := func(c *testnet.NS, cp *testnet.Capture, ip string, match func(gopacket.Packet) bool) {
+		primeCapture(t, cp, func() {
+			c.Try("ip", "neigh", "flush", "dev", "eth0")
+			c.TryPing(ip, 1)
+		}, match)
+	}
+	resolve(p.cA, capA, ctrB4, isARPReplyFrom(ctrB4))
+	resolve(p.cB, capB, ctrA4, isARPReplyFrom(ctrA4))
+	resolve(p.cA, capA, ctrB6, isNAFor(ctrB6))
+	resolve(p.cB, capB, ctrA6, isNAFor(ctrA6))
+	p.cA.Ping(t, ctrB4, 3)
+	p.cB.Ping(t, ctrA4, 3)
+	p.cA.Ping(t, ctrB6, 3)
+	p.cB.Ping(t, ctrA6, 3)
+
+	swap := [][2][]byte{
+		{mustMAC(t, p.macA), mustMAC(t, p.macB)},
+		{net.ParseIP(ctrA4).To4(), net.ParseIP(ctrB4).To4()},
+		{net.ParseIP(ctrA6).To16(), net.ParseIP(ctrB6).To16()},
+	}
+	ours := firstData(t, capA.Packets(), isARPReplyFrom(ctrB4))
+	kernels := firstData(t, capB.Packets(), isARPReplyFrom(ctrA4))
+	if want := swapAll(kernels, swap); !bytes.Equal(ours, want) {
+		t.Errorf("vxland's ARP reply\n% x\nthe kernel's, roles swapped\n% x", ours, want)
+	}
+	ours = firstData(t, capA.Packets(), isNAFor(ctrB6))
+	kernels = firstData(t, capB.Packets(), isNAFor(ctrA6))
+	want := swapAll(kernels, swap)
+	fixICMPv6Checksum(want)
+	if !bytes.Equal(ours, want) {
+		t.Errorf("vxland's neighbor advertisement\n% x\nthe kernel's, roles swapped\n% x", ours, want)
+	}
+	if !validICMPv6(ours) {
+		t.Error("vxland's neighbor advertisement has a bad checksum")
+	}
+
+	// The underlay carried the pings, and no ARP or neighbour discovery.
+	pkts := ul.Stop()
+	echoes := 0
+	for _, pk := range pkts {
+		inner := innerFrame(pk)
+		if inner == nil {
+			continue
+		}
+		switch {
+		case inner.Layer(layers.LayerTypeARP) != nil:
+			t.Errorf("ARP inside a VXLAN datagram: %v", inner)
+		case isND(inner):
+			t.Errorf("neighbour discovery inside a VXLAN datagram: %v", inner)
+		case inner.Layer(layers.LayerTypeICMPv4) != nil || inner.Layer(layers.LayerTypeICMPv6Echo) != nil:
+			echoes++
+		}
+	}
+	if echoes < 4*3*2 {
+		t.Errorf("the underlay capture shows %d echo requests and replies, want at least %d", echoes, 4*3*2)
+	}
+	st := p.d.stats(t)
+	if st["proxy_answered"] < 2 || st["proxy_invalid"] != 0 {
+		t.Errorf("proxy_answered %d, proxy_invalid %d", st["proxy_answered"], st["proxy_invalid"])
+	}
+	p.d.stop(t)
+}
+
+// TestMissController: with proxy, l2miss and l3miss and no entries, a
+// ping to an unknown address raises exactly the expected l3miss, a frame
+// to an unknown MAC raises l2miss, and the contrib controller, reacting to
+// vxlanctl monitor, makes the ping succeed.
+func TestMissController(t *testing.T) {
+	p := newProxyTopo(t, "--proxy", "--l2miss", "--l3miss")
+	mon := p.hostA.Start(t, "env", "VXLAND_RUNDIR="+p.d.rundir, vxlanctlBin, "monitor", "dev", "vxt0")
+	// The monitor is subscribed once it shows an fdb change made after it
+	// started.
+	sentinel := "02:00:5e:00:00:fe"
+	testnet.Eventually(t, 5*time.Second, func() error {
+		p.d.ctlTry("fdb", "del", sentinel, "dev", "vxt0")
+		p.d.ctl(t, "fdb", "add", sentinel, "dev", "vxt0", "dst", "192.0.2.99")
+		if !strings.Contains(mon.Output(), sentinel+" dev vxt0 dst 192.0.2.99 self permanent") {
+			return errorf("monitor not subscribed yet:\n%s", mon.Output())
+		}
+		return nil
+	})
+	p.d.ctl(t, "fdb", "del", sentinel, "dev", "vxt0")
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("vxlanctl monitor output:\n%s", mon.Output())
+		}
+	})
+	if mon.Exited() {
+		t.Fatalf("monitor exited: %s", mon.Output())
+	}
+
+	// An unknown address: the ARP request is consumed and reported.
+	if out, err := p.cA.TryPing(ctrB4, 1); err == nil {
+		t.Fatalf("ping to an unknown neighbour succeeded:\n%s", out)
+	}
+	l3 := regexp.MustCompile(`(?m)^l3miss (\S+) dev vxt0 vni 42$`)
+	testnet.Eventually(t, 5*time.Second, func() error {
+		if l3.FindString(mon.Output()) == "" {
+			return errorf("no l3miss yet:\n%s", mon.Output())
+		}
+		return nil
+	})
+	for _, m := range l3.FindAllStringSubmatch(mon.Output(), -1) {
+		if m[1] != ctrB4 {
+			t.Errorf("l3miss for %s, want only %s:\n%s", m[1], ctrB4, mon.Output())
+		}
+	}
+
+	// An unknown MAC: container A is told B's address, so its frames go
+	// unicast to a MAC vxland has no entry for.
+	p.cA.Exec(t, "ip", "neigh", "replace", ctrB4, "lladdr", p.macB, "dev", "eth0", "nud", "permanent")
+	p.cA.TryPing(ctrB4, 1)
+	testnet.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(mon.Output(), "l2miss "+p.macB+" dev vxt0 vni 42\n") {
+			return errorf("no l2miss for %s yet:\n%s", p.macB, mon.Output())
+		}
+		return nil
+	})
+	p.cA.Exec(t, "ip", "neigh", "del", ctrB4, "dev", "eth0")
+	st := p.d.stats(t)
+	if st["l3miss"] == 0 || st["l2miss"] == 0 || st["proxy_consumed"] == 0 {
+		t.Errorf("counters l3miss %d l2miss %d proxy_consumed %d", st["l3miss"], st["l2miss"], st["proxy_consumed"])
+	}
+
+	// The controller answers the misses from its directory.
+	dir := filepath.Join(t.TempDir(), "directory")
+	if err := os.WriteFile(dir, []byte(ctrB4+" "+p.macB+" 192.0.2.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script, err := filepath.Abs("../contrib/controller/vxland-miss-controller.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl := p.hostA.Start(t, "env", "VXLAND_RUNDIR="+p.d.rundir, "PATH="+filepath.Dir(vxlanctlBin)+":"+os.Getenv("PATH"),
+		"sh", script, "vxt0", dir)
+	testnet.Eventually(t, 20*time.Second, func() error {
+		if ctrl.Exited() {
+			return testnet.Permanent(errorf("controller exited:\n%s", ctrl.Output()))
+		}
+		out, err := p.cA.TryPing(ctrB4, 1)
+		if err != nil {
+			return errorf("ping: %v\n%s\ncontroller:\n%s", err, out, ctrl.Output())
+		}
+		return nil
+	})
+	p.cB.Ping(t, ctrA4, 2)
+	if out := p.d.ctl(t, "neigh", "show", "dev", "vxt0"); !hasLine(out, ctrB4, "lladdr "+p.macB, "PERMANENT") {
+		t.Errorf("the controller's neighbour entry is missing:\n%s", out)
+	}
+	if !strings.Contains(mon.Output(), p.macB+" dev vxt0 dst 192.0.2.2 self permanent\n") {
+		t.Errorf("the monitor did not show the controller's fdb entry:\n%s", mon.Output())
+	}
+	p.d.stop(t)
+}
+
+// isARPReplyFrom matches an ARP reply saying where ip is.
+func isARPReplyFrom(ip string) func(gopacket.Packet) bool {
+	want := net.ParseIP(ip).To4()
+	return func(p gopacket.Packet) bool {
+		a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP)
+		return ok && a.Operation == layers.ARPReply && bytes.Equal(a.SourceProtAddress, want)
+	}
+}
+
+// isNAFor matches a neighbor advertisement for target.
+func isNAFor(target string) func(gopacket.Packet) bool {
+	want := net.ParseIP(target)
+	return func(p gopacket.Packet) bool {
+		na, ok := p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+		return ok && na.TargetAddress.Equal(want)
+	}
+}
+
+func isND(p gopacket.Packet) bool {
+	return p.Layer(layers.LayerTypeICMPv6NeighborSolicitation) != nil || p.Layer(layers.LayerTypeICMPv6NeighborAdvertisement) != nil
+}
+
+// innerFrame decodes the frame inside a VXLAN datagram, or nil.
+func innerFrame(p gopacket.Packet) gopacket.Packet {
+	v, ok := p.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN)
+	if !ok {
+		return nil
+	}
+	return gopacket.NewPacket(v.Payload, layers.LayerTypeEthernet, gopacket.Default)
+}
+
+// firstData is the bytes of the first packet match accepts.
+func firstData(t *testing.T, pkts []gopacket.Packet, match func(gopacket.Packet) bool) []byte {
+	t.Helper()
+	for _, p := range pkts {
+		if match(p) {
+			return p.Data()
+		}
+	}
+	t.Fatal("no such packet captured")
+	return nil
+}
+
+func mustMAC(t *testing.T, s string) []byte {
+	t.Helper()
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// swapAll exchanges every occurrence of each pair's two byte strings.
+func swapAll(b []byte, pairs [][2][]byte) []byte {
+	out := bytes.Clone(b)
+	for _, pr := range pairs {
+		x, y := pr[0], pr[1]
+		for i := 0; i+len(x) <= len(out); i++ {
+			switch {
+			case bytes.Equal(b[i:i+len(x)], x):
+				copy(out[i:], y)
+			case bytes.Equal(b[i:i+len(y)], y):
+				copy(out[i:], x)
+			}
+		}
+	}
+	return out
+}
+
+// fixICMPv6Checksum recomputes the checksum of an untagged Ethernet/IPv6/
+// ICMPv6 frame.
+func fixICMPv6Checksum(f []byte) {
+	ip := f[14:]
+	icmp := ip[40 : 40+int(binary.BigEndian.Uint16(ip[4:6]))]
+	icmp[2], icmp[3] = 0, 0
+	s := checksum.PseudoV6(ip[8:24], ip[24:40], 58, len(icmp))
+	binary.BigEndian.PutUint16(icmp[2:], ^checksum.Fold(checksum.Sum(icmp, s)))
+}
+
+func validICMPv6(f []byte) bool {
+	ip := f[14:]
+	icmp := ip[40 : 40+int(binary.BigEndian.Uint16(ip[4:6]))]
+	s := checksum.PseudoV6(ip[8:24], ip[24:40], 58, len(icmp))
+	return checksum.Fold(checksum.Sum(icmp, s)) == 0xffff
+}
