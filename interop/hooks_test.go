@@ -13,6 +13,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/internal/testnet"
@@ -340,4 +341,183 @@ func validICMPv6(f []byte) bool {
 	icmp := ip[40 : 40+int(binary.BigEndian.Uint16(ip[4:6]))]
 	s := checksum.PseudoV6(ip[8:24], ip[24:40], 58, len(icmp))
 	return checksum.Fold(checksum.Sum(icmp, s)) == 0xffff
+}
+
+// TestProxyHostile writes malformed and unanswerable ARP and Neighbor
+// Solicitation frames into the TAP (as the host would send them): each is
+// consumed and counted, none is answered or flooded, and a well-formed
+// request sent after them is answered.
+func TestProxyHostile(t *testing.T) {
+	testnet.RequireRoot(t)
+	requireIPv6(t)
+	a, b := testnet.NewNS(t), testnet.NewNS(t)
+	underlay(t, a, b, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	kdev := testnet.KernelVXLAN(t, b, testnet.VXLANOpts{VNI: 40, Remote: "192.0.2.1", Local: "192.0.2.2", Dev: "ul0", Addr: "203.0.113.2/24"})
+	kmac := macOf(t, b, kdev)
+	// The host's own duplicate address detection on the TAP would be
+	// consumed too, and blur the counts.
+	a.SetSysctl(t, "net.ipv6.conf.default.accept_dad", "0")
+	d := startVxland(t, a, "vxt0", "--vni", "40", "--remote", "192.0.2.2", "--up", "--proxy")
+	d.ctl(t, "neigh", "add", "203.0.113.2", "lladdr", kmac, "dev", "vxt0")
+	d.ctl(t, "neigh", "add", "2001:db8::2", "lladdr", kmac, "dev", "vxt0")
+	tapMAC := mustMAC(t, macOf(t, a, "vxt0"))
+	ul := b.Capture(t, "ul0", "udp port 4789")
+	replies := a.Capture(t, "vxt0", "arp or icmp6")
+
+	asker4 := net.ParseIP("203.0.113.1").To4()
+	target4 := net.ParseIP("203.0.113.2").To4()
+	arp := func(edit func([]byte)) []byte {
+		f := make([]byte, 42)
+		copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		copy(f[6:], tapMAC)
+		f[12], f[13] = 0x08, 0x06
+		copy(f[14:], []byte{0, 1, 8, 0, 6, 4, 0, 1})
+		copy(f[22:], tapMAC)
+		copy(f[28:], asker4)
+		copy(f[38:], target4)
+		if edit != nil {
+			edit(f)
+		}
+		return f
+	}
+	ns := func(src string, opts layers.ICMPv6Options, edit func([]byte), fix bool) []byte {
+		eth := &layers.Ethernet{SrcMAC: tapMAC, DstMAC: net.HardwareAddr{0x33, 0x33, 0xff, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv6}
+		ip := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolICMPv6, HopLimit: 255,
+			SrcIP: net.ParseIP(src), DstIP: net.ParseIP("ff02::1:ff00:2")}
+		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeNeighborSolicitation, 0)}
+		icmp.SetNetworkLayerForChecksum(ip)
+		msg := &layers.ICMPv6NeighborSolicitation{TargetAddress: net.ParseIP("2001:db8::2"), Options: opts}
+		buf := gopacket.NewSerializeBuffer()
+		if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, icmp, msg); err != nil {
+			t.Fatal(err)
+		}
+		f := bytes.Clone(buf.Bytes())
+		if edit != nil {
+			edit(f)
+		}
+		if fix {
+			fixICMPv6Checksum(f)
+		}
+		return f
+	}
+	slla := layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: tapMAC}}
+	invalid := [][]byte{
+		arp(nil)[:30],                                                    // short
+		arp(func(f []byte) { f[18] = 8 }),                                // hardware length 8
+		arp(func(f []byte) { f[19] = 16 }),                               // protocol length 16
+		arp(func(f []byte) { f[15] = 0x20 }),                             // hardware type 32
+		ns("2001:db8::1", slla, func(f []byte) { f[56] ^= 0xff }, false), // bad checksum
+		ns("2001:db8::1", slla, func(f []byte) { f[79] = 0 }, true),      // option length 0
+		ns("2001:db8::1", slla, func(f []byte) { f[79] = 4 }, true),      // option past the end
+		ns("2001:db8::1", slla, func(f []byte) { f[21] = 64 }, true),     // hop limit 64
+		ns("2001:db8::1", slla, func(f []byte) { f[62] = 0xff }, true),   // multicast target
+		ns("::", slla, nil, false),                                       // DAD with a source option
+	}
+	consumed := [][]byte{
+		arp(func(f []byte) { f[21] = 2 }),                          // a reply
+		arp(func(f []byte) { copy(f[28:], target4) }),              // gratuitous
+		arp(func(f []byte) { copy(f[38:], []byte{239, 1, 1, 1}) }), // multicast target
+		ns("::", nil, nil, false),                                  // DAD
+	}
+	// The answerable one asks from an address of its own, to tell its reply
+	// from the one the host's own ARP gets later.
+	answerable := arp(func(f []byte) { copy(f[28:], []byte{203, 0, 113, 5}) })
+
+	before := d.stats(t)
+	err := a.TryDo(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName("vxt0")
+		if err != nil {
+			return err
+		}
+		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index}
+		for _, f := range append(append(invalid, consumed...), answerable) {
+			if err := unix.Sendto(fd, f, 0, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The answerable request went last through the same queue: once it is
+	// answered, every frame before it was handled.
+	var after map[string]uint64
+	testnet.Eventually(t, 5*time.Second, func() error {
+		after = d.stats(t)
+		if after["proxy_answered"] == before["proxy_answered"] {
+			return errorf("the well-formed request has not been answered yet")
+		}
+		return nil
+	})
+	if got := after["proxy_invalid"] - before["proxy_invalid"]; got != uint64(len(invalid)) {
+		t.Errorf("proxy_invalid rose by %d, want %d", got, len(invalid))
+	}
+	if got := after["proxy_consumed"] - before["proxy_consumed"]; got != uint64(len(consumed)) {
+		t.Errorf("proxy_consumed rose by %d, want %d", got, len(consumed))
+	}
+	if got := after["proxy_answered"] - before["proxy_answered"]; got != 1 {
+		t.Errorf("proxy_answered rose by %d, want 1", got)
+	}
+	if after["loop_panics"] != 0 {
+		t.Errorf("loop_panics %d", after["loop_panics"])
+	}
+	// The one reply is the ARP reply; nothing else came back.
+	testnet.Eventually(t, 5*time.Second, func() error {
+		for _, p := range replies.Packets() {
+			if a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok && a.Operation == layers.ARPReply &&
+				bytes.Equal(a.DstProtAddress, []byte{203, 0, 113, 5}) {
+				return nil
+			}
+		}
+		return errorf("the ARP reply has not shown on the TAP yet")
+	})
+	// Ping the kernel peer for a sentinel through the underlay capture. With
+	// proxy, ARP replies never leave either, so the peer needs to know us
+	// (as a kernel VTEP with proxy would).
+	b.Exec(t, "ip", "neigh", "replace", "203.0.113.1", "lladdr", macOf(t, a, "vxt0"), "dev", kdev, "nud", "permanent")
+	a.Exec(t, "ip", "addr", "add", "203.0.113.1/24", "dev", "vxt0")
+	a.Ping(t, "203.0.113.2", 1)
+	// vxland's replies come from the neighbour's MAC: one ARP reply, and
+	// no advertisement for the target of the hostile solicitations.
+	kernelMAC := mustMAC(t, kmac)
+	arpReplies := 0
+	for _, p := range replies.Stop() {
+		eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if eth == nil || !bytes.Equal(eth.SrcMAC, kernelMAC) {
+			continue // ours, written into the TAP, or not ARP/ND at all
+		}
+		if isNAFor("2001:db8::2")(p) {
+			t.Errorf("a neighbor advertisement answered a hostile solicitation: %v", p)
+		}
+		if a, ok := p.Layer(layers.LayerTypeARP).(*layers.ARP); ok && a.Operation == layers.ARPReply &&
+			!bytes.Equal(a.DstProtAddress, asker4) {
+			arpReplies++
+		}
+	}
+	if arpReplies != 1 {
+		t.Errorf("%d ARP replies to the injected requests on the TAP, want 1", arpReplies)
+	}
+	echoes := 0
+	for _, p := range ul.Stop() {
+		ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		inner := innerFrame(p)
+		if inner == nil || ip == nil || !ip.SrcIP.Equal(net.ParseIP("192.0.2.1")) {
+			continue // only what vxland sent
+		}
+		if inner.Layer(layers.LayerTypeARP) != nil || isND(inner) {
+			t.Errorf("flooded over the underlay: %v", inner)
+		}
+		if inner.Layer(layers.LayerTypeICMPv4) != nil {
+			echoes++
+		}
+	}
+	if echoes == 0 {
+		t.Error("the underlay capture missed the sentinel ping")
+	}
 }
