@@ -521,3 +521,66 @@ func TestProxyHostile(t *testing.T) {
 		t.Error("the underlay capture missed the sentinel ping")
 	}
 }
+
+// TestRouteShortCircuit: host A routes 198.51.100.0/24 through a router
+// whose MAC's forwarding entry (flagged router) points at a VTEP that does
+// not exist; with rsc, vxland sends the frames straight to the kernel peer
+// that owns the destination, found through the neighbour table, and the
+// ping works. Without the neighbour entry it raises l3miss and the frames
+// go to the router, which never answers.
+func TestRouteShortCircuit(t *testing.T) {
+	testnet.RequireRoot(t)
+	a, b := testnet.NewNS(t), testnet.NewNS(t)
+	underlay(t, a, b, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	kdev := testnet.KernelVXLAN(t, b, testnet.VXLANOpts{VNI: 40, Local: "192.0.2.2", Dev: "ul0",
+		NoLearning: true, Addr: "198.51.100.2/24"})
+	kmac := macOf(t, b, kdev)
+	d := startVxland(t, a, "vxt0", "--vni", "40", "--local", "192.0.2.1", "--dev", "ul0",
+		"--learning=false", "--rsc", "--l3miss", "--addr", "203.0.113.1/24", "--up")
+	tapMAC := macOf(t, a, "vxt0")
+	const router = "02:00:5e:00:00:fe"
+	a.Exec(t, "ip", "neigh", "add", "203.0.113.254", "lladdr", router, "dev", "vxt0", "nud", "permanent")
+	a.Exec(t, "ip", "route", "add", "198.51.100.0/24", "via", "203.0.113.254")
+	d.ctl(t, "fdb", "add", router, "dev", "vxt0", "dst", "192.0.2.9", "router")
+	d.ctl(t, "fdb", "add", kmac, "dev", "vxt0", "dst", "192.0.2.2")
+	// The peer answers straight back to host A.
+	b.Exec(t, "ip", "route", "add", "203.0.113.0/24", "dev", kdev)
+	b.Exec(t, "ip", "neigh", "add", "203.0.113.1", "lladdr", tapMAC, "dev", kdev, "nud", "permanent")
+	b.Exec(t, "bridge", "fdb", "add", tapMAC, "dev", kdev, "dst", "192.0.2.1", "self", "permanent")
+
+	if out, err := a.TryPing("198.51.100.2", 1); err == nil {
+		t.Fatalf("ping through a router that does not exist worked without a neighbour entry:\n%s", out)
+	}
+	st := d.stats(t)
+	if st["l3miss"] == 0 || st["rsc_rewrites"] != 0 {
+		t.Errorf("without a neighbour: l3miss %d, rsc_rewrites %d; want > 0, 0", st["l3miss"], st["rsc_rewrites"])
+	}
+	d.ctl(t, "neigh", "add", "198.51.100.2", "lladdr", kmac, "dev", "vxt0")
+	if out := d.ctl(t, "fdb", "show", "dev", "vxt0"); !hasLine(out, router, "dst 192.0.2.9", "self router permanent") {
+		t.Errorf("fdb show does not flag the router:\n%s", out)
+	}
+	ul := b.Capture(t, "ul0", "udp port 4789")
+	a.Ping(t, "198.51.100.2", 3)
+	if st := d.stats(t); st["rsc_rewrites"] < 3 {
+		t.Errorf("rsc_rewrites %d, want at least 3", st["rsc_rewrites"])
+	}
+	// The echo requests reached the peer from the router's MAC, to its own.
+	seen := 0
+	for _, p := range ul.Stop() {
+		inner := innerFrame(p)
+		if inner == nil || inner.Layer(layers.LayerTypeICMPv4) == nil {
+			continue
+		}
+		eth := inner.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+		if eth.DstMAC.String() == kmac {
+			seen++
+			if eth.SrcMAC.String() != router {
+				t.Errorf("short-circuited frame from %s, want the router's MAC %s", eth.SrcMAC, router)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Error("no short-circuited echo request on the underlay")
+	}
+	d.stop(t)
+}
