@@ -67,21 +67,26 @@ func TestSlowSubscriber(t *testing.T) {
 	defer slow.Close()
 	defer fast.Close()
 	const extra = 10
-	done := make(chan struct{})
-	got := 0
-	go func() {
-		defer close(done)
-		for range fast.C() {
-			got++
-			if got == QueueLen+extra {
-				return
-			}
+	publish := func(n int) {
+		for i := 0; i < n; i++ {
+			b.FDBChange(fdb.Change{Kind: fdb.ChangeLearned, MAC: fdb.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}})
 		}
-	}()
-	for i := 0; i < QueueLen+extra; i++ {
-		b.FDBChange(fdb.Change{Kind: fdb.ChangeLearned, MAC: fdb.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}})
 	}
-	<-done
+	drain := func(s *Sub) int {
+		n := 0
+		for len(s.C()) > 0 {
+			<-s.C()
+			n++
+		}
+		return n
+	}
+	publish(QueueLen) // both queues full, nothing lost yet
+	got := drain(fast)
+	publish(extra) // slow has no room; fast has
+	got += drain(fast)
+	if got != QueueLen+extra {
+		t.Errorf("the reading subscriber got %d events, want %d", got, QueueLen+extra)
+	}
 	if n := dropped.Load(); n != extra {
 		t.Errorf("dropped %d, want %d", n, extra)
 	}
