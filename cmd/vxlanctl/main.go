@@ -5,6 +5,9 @@
 //
 //	vxlanctl fdb add|append|replace|del MAC dev TAP [dst IP] [port N] [vni N] [self] [permanent|static|dynamic]
 //	vxlanctl fdb show [dev TAP]
+//	vxlanctl neigh add|replace|del IP [lladdr MAC] dev TAP [router]
+//	vxlanctl neigh show [dev TAP]
+//	vxlanctl monitor [dev TAP]
 //	vxlanctl stats [dev TAP]
 //	vxlanctl devs [dev TAP]
 //	vxlanctl reload [dev TAP]
