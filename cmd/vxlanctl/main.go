@@ -135,6 +135,11 @@ Examples:
   vxlanctl fdb show dev vxl0
   vxlanctl stats
 
+  # with proxy: answer ARP for 203.0.113.2 with 02:00:5e:10:00:02, and
+  # follow the misses a controller should answer
+  vxlanctl neigh add 203.0.113.2 lladdr 02:00:5e:10:00:02 dev vxl0
+  vxlanctl monitor dev vxl0
+
 Exit status: 0 success, 1 the daemon refused the request or no daemon
 answered, 2 usage error.
 `
