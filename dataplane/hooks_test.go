@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/vxland/vxland/arpnd"
+	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/neigh"
@@ -253,5 +254,62 @@ func TestHooksHotPathAllocations(t *testing.T) {
 	}
 	if s.c.proxyAnswered.Load() == 0 {
 		t.Error("the ARP request was not answered")
+	}
+}
+
+// nsRequest is a Neighbor Solicitation for target with a source
+// link-layer address option, checksum right.
+func nsRequest(target netip.Addr) []byte {
+	f := make([]byte, 14+40+32)
+	copy(f[0:6], []byte{0x33, 0x33, 0xff, 0, 0, 2})
+	copy(f[6:12], hookAsker[:])
+	binary.BigEndian.PutUint16(f[12:], 0x86dd)
+	ip := f[14:]
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], 32)
+	ip[6], ip[7] = 58, 255
+	src := netip.MustParseAddr("2001:db8::1").As16()
+	copy(ip[8:24], src[:])
+	copy(ip[24:40], netip.MustParseAddr("ff02::1:ff00:2").AsSlice())
+	icmp := ip[40:]
+	icmp[0] = 135
+	t16 := target.As16()
+	copy(icmp[8:24], t16[:])
+	icmp[24], icmp[25] = 1, 1
+	copy(icmp[26:32], hookAsker[:])
+	sum := checksum.PseudoV6(ip[8:24], ip[24:40], 58, 32)
+	binary.BigEndian.PutUint16(icmp[2:], ^checksum.Fold(checksum.Sum(icmp, sum)))
+	return f
+}
+
+// TestProxyNS: a solicitation is answered with an NA whose router flag
+// comes from the forwarding entry; an unknown target raises l3miss.
+func TestProxyNS(t *testing.T) {
+	target := netip.MustParseAddr("2001:db8::2")
+	for _, router := range []bool{false, true} {
+		s, replies := hookSegment(t, Tuning{Proxy: true, L3Miss: true})
+		s.neigh.Add(target, hookTarget, false)
+		s.cfg.Table.Set(fdb.OpAdd, hookTarget, fdb.Dest{IP: netip.MustParseAddr("192.0.2.2"), Port: 4789, VNI: benchVNI}, fdb.Permanent, router)
+		s.transmitFrame(newTxState(), s.tune.Load(), nsRequest(target))
+		if len(*replies) != 1 || len((*replies)[0]) != arpnd.NAReplyLen {
+			t.Fatalf("router %v: replies %x", router, *replies)
+		}
+		na := (*replies)[0]
+		if got := na[14+40+4]&0x80 != 0; got != router {
+			t.Errorf("NA router flag %v, want %v", got, router)
+		}
+		if [6]byte(na[0:6]) != hookAsker || fdb.MAC(na[6:12]) != hookTarget {
+			t.Errorf("NA %x", na[:12])
+		}
+	}
+	s, replies := hookSegment(t, Tuning{Proxy: true, L3Miss: true})
+	sub := s.Events().Subscribe()
+	defer sub.Close()
+	s.transmitFrame(newTxState(), s.tune.Load(), nsRequest(target))
+	if len(*replies) != 0 || s.c.l3miss.Load() != 1 || s.c.proxyConsumed.Load() != 1 {
+		t.Fatalf("unknown target: %d replies, l3miss %d, consumed %d", len(*replies), s.c.l3miss.Load(), s.c.proxyConsumed.Load())
+	}
+	if e := <-sub.C(); e.Kind != events.L3Miss || e.IP != target {
+		t.Errorf("event %+v", e)
 	}
 }
