@@ -246,7 +246,9 @@ func FormatNeigh(w io.Writer, d DeviceNeigh, showDev bool) error {
 		if showDev {
 			bw.WriteString(" dev " + d.Name)
 		}
-		bw.WriteString(" lladdr " + e.MAC.String())
+		if e.MAC != (fdb.MAC{}) {
+			bw.WriteString(" lladdr " + e.MAC.String())
+		}
 		if e.Router {
 			bw.WriteString(" router")
 		}

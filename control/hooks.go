@@ -310,7 +310,7 @@ func (c *Client) NeighShow(dev string) ([]DeviceNeigh, error) {
 
 // stateNUD parses neigh.StateName's words.
 func stateNUD(s string) uint16 {
-	for _, v := range []uint16{neigh.NUDPermanent, neigh.NUDNoARP, neigh.NUDReachable} {
+	for v := uint16(1); v != 0 && v <= neigh.NUDPermanent; v <<= 1 {
 		if neigh.StateName(v) == s {
 			return v
 		}

@@ -11,10 +11,12 @@ import (
 // proxy handles an ARP or Neighbor Solicitation frame from the TAP as the
 // kernel's arp_reduce and neigh_reduce do, and reports whether it took the
 // frame (every ARP frame, and every Neighbor Solicitation; other frames go
-// on to be forwarded). A request whose target has a neighbour entry is
-// answered with a reply written back to the TAP, unless the entry's MAC
-// has a forwarding entry without a remote address (a local neighbour);
-// one without is consumed, raising an l3miss when asked to.
+// on to be forwarded). A request whose target has a usable (NUD_CONNECTED)
+// neighbour entry is answered with a reply written back to the TAP, unless
+// the entry's MAC has a forwarding entry without a remote address (a local
+// neighbour); one whose target has no entry at all is consumed, raising an
+// l3miss when asked to, and one whose entry is not usable (incomplete,
+// stale, failed) is consumed quietly, as in the kernel.
 func (s *Segment) proxy(st *txState, tn *tuning, frame []byte) bool {
 	switch arpnd.Parse(frame, &st.req) {
 	case arpnd.Forward:
@@ -28,9 +30,11 @@ func (s *Segment) proxy(st *txState, tn *tuning, frame []byte) bool {
 	}
 	r := &st.req
 	n, ok := s.neigh.Lookup(r.Target)
-	if !ok {
+	if !ok || !n.Usable() {
 		s.c.proxyConsumed.Inc()
-		s.miss3(tn, r.Target)
+		if !ok {
+			s.miss3(tn, r.Target)
+		}
 		return true
 	}
 	dests, router := s.cfg.Table.LookupRouter(n.MAC)
@@ -59,7 +63,9 @@ func (s *Segment) miss3(tn *tuning, ip netip.Addr) {
 // IPv6 frame sent to a router's MAC goes straight to the neighbour of its
 // destination address, its source becoming the router's MAC. It reports
 // whether the destination MAC changed; an address without a neighbour
-// entry raises an l3miss when asked to.
+// entry raises an l3miss when asked to. Unlike the kernel, which takes the
+// address of an entry in any state (all zeros while incomplete, which then
+// floods), an entry that is not usable leaves the frame as it is.
 func (s *Segment) shortCircuit(frame []byte, tn *tuning) bool {
 	if frame[0]&1 != 0 {
 		return false
@@ -82,6 +88,9 @@ func (s *Segment) shortCircuit(frame []byte, tn *tuning) bool {
 	n, ok := s.neigh.Lookup(dst)
 	if !ok {
 		s.miss3(tn, dst)
+		return false
+	}
+	if !n.Usable() {
 		return false
 	}
 	if fdb.MAC(frame[0:6]) == n.MAC {

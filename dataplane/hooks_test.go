@@ -91,21 +91,26 @@ func TestProxyConsumes(t *testing.T) {
 		tn         Tuning
 		frame      []byte
 		local      bool // the neighbour's MAC is bridge-local
+		stale      bool // the target's entry is the host's, and stale
 		l3miss     uint64
 		consumed   uint64
 		invalid    uint64
 		wantEvents int
 	}{
-		{"unknown target", Tuning{Proxy: true}, arpRequest(ip4Unknown), false, 0, 1, 0, 0},
-		{"unknown target with l3miss", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Unknown), false, 1, 1, 0, 1},
-		{"bridge-local neighbour", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Target), true, 0, 1, 0, 0},
-		{"gratuitous", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Asker), false, 0, 1, 0, 0},
-		{"short arp", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Target)[:30], false, 0, 0, 1, 0},
+		{"unknown target", Tuning{Proxy: true}, arpRequest(ip4Unknown), false, false, 0, 1, 0, 0},
+		{"unknown target with l3miss", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Unknown), false, false, 1, 1, 0, 1},
+		{"bridge-local neighbour", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Target), true, false, 0, 1, 0, 0},
+		{"stale neighbour: quietly, as the kernel", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Unknown), false, true, 0, 1, 0, 0},
+		{"gratuitous", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Asker), false, false, 0, 1, 0, 0},
+		{"short arp", Tuning{Proxy: true, L3Miss: true}, arpRequest(ip4Target)[:30], false, false, 0, 0, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, replies := hookSegment(t, tc.tn)
 			s.cfg.Table.Append(fdb.Zero, fdb.Dest{IP: netip.MustParseAddr("192.0.2.9"), Port: 4789, VNI: benchVNI}, fdb.Permanent)
 			s.neigh.Add(ip4Target, hookTarget, false)
+			if tc.stale {
+				s.neigh.SetHost(ip4Unknown, hookTarget, false, neigh.NUDStale)
+			}
 			if tc.local {
 				s.cfg.Table.Add(hookTarget, fdb.Dest{IP: netip.IPv4Unspecified(), Port: 4789, VNI: benchVNI}, fdb.Permanent)
 			}
@@ -208,12 +213,16 @@ func TestRouteShortCircuit(t *testing.T) {
 		{"rsc off", Tuning{}, true, true, router, routerDest, 0},
 		{"not a router", Tuning{RSC: true}, false, true, router, routerDest, 0},
 		{"no neighbour", Tuning{RSC: true, L3Miss: true}, true, false, router, routerDest, 1},
+		{"incomplete neighbour", Tuning{RSC: true, L3Miss: true}, true, true, router, routerDest, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := hookSegment(t, tc.tn)
 			s.cfg.Table.Set(fdb.OpAdd, router, routerDest, fdb.Permanent, tc.flag)
 			s.cfg.Table.Add(fdb.MAC(benchDstMAC), hostDest, fdb.Permanent)
-			if tc.neighbour {
+			switch {
+			case tc.name == "incomplete neighbour":
+				s.neigh.SetHost(dstIP, fdb.MAC{}, false, neigh.NUDIncomplete)
+			case tc.neighbour:
 				s.neigh.Add(dstIP, fdb.MAC(benchDstMAC), false)
 			}
 			frame := tcp4Frame(router, benchPeerMAC, 10, 1, false)

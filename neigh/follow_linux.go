@@ -10,10 +10,6 @@ import (
 	"github.com/vxland/vxland/fdb"
 )
 
-// nudConnected is the kernel's NUD_CONNECTED: the states in which a
-// neighbour entry is used (permanent, noarp, reachable).
-const nudConnected = netlink.NUD_PERMANENT | netlink.NUD_NOARP | netlink.NUD_REACHABLE
-
 // Subscribe starts a stream of neighbour updates of one namespace, the
 // current entries first (link.Handle.SubscribeNeigh); it closes ch when
 // done closes or the subscription fails.
@@ -21,8 +17,7 @@ type Subscribe func(ch chan<- netlink.NeighUpdate, done <-chan struct{}, errf fu
 
 // Follow mirrors the host's neighbour entries of interface ifindex into
 // t's host entries until done closes, as the kernel's proxy reads the
-// neighbour table of the vxlan device: only entries in a NUD_CONNECTED
-// state count. When the subscription fails (the kernel dropped
+// neighbour table of the vxlan device. When the subscription fails (the kernel dropped
 // notifications, say) the host entries are cleared and listed again.
 func Follow(t *Table, sub Subscribe, ifindex int, done <-chan struct{}, logf func(string, ...any)) {
 	for {
@@ -51,8 +46,9 @@ func Follow(t *Table, sub Subscribe, ifindex int, done <-chan struct{}, logf fun
 }
 
 // Apply records one netlink neighbour update if it concerns interface
-// ifindex: an IPv4 or IPv6 entry with an Ethernet address in a
-// NUD_CONNECTED state is set, any other state or a deletion removes it.
+// ifindex: an IPv4 or IPv6 entry is set in its state (the kernel finds
+// entries in any state; only NUD_CONNECTED ones are Usable), a deletion
+// removes it.
 func (t *Table) Apply(u netlink.NeighUpdate, ifindex int) {
 	n := &u.Neigh
 	if n.LinkIndex != ifindex || (n.Family != unix.AF_INET && n.Family != unix.AF_INET6) {
@@ -62,9 +58,13 @@ func (t *Table) Apply(u netlink.NeighUpdate, ifindex int) {
 	if !ok {
 		return
 	}
-	if u.Type == unix.RTM_DELNEIGH || n.State&nudConnected == 0 || len(n.HardwareAddr) != 6 {
+	if u.Type == unix.RTM_DELNEIGH || n.State == netlink.NUD_NONE {
 		t.DelHost(ip)
 		return
 	}
-	t.SetHost(ip, fdb.MAC(n.HardwareAddr), n.Flags&netlink.NTF_ROUTER != 0, uint16(n.State&nudConnected))
+	var mac fdb.MAC
+	if len(n.HardwareAddr) == 6 {
+		mac = fdb.MAC(n.HardwareAddr)
+	}
+	t.SetHost(ip, mac, n.Flags&netlink.NTF_ROUTER != 0, uint16(n.State))
 }

@@ -5,7 +5,8 @@
 //
 // Entries come from two sources, kept apart so that neither overwrites
 // the other: the host's neighbour entries on the TAP (followed through
-// netlink, only those in a NUD_CONNECTED state) and entries added through
+// netlink, in whatever state; only those in a NUD_CONNECTED state are
+// Usable, as in the kernel) and entries added through
 // the control socket (`vxlanctl neigh add`), which the host never sees.
 // A control entry wins over a host entry for the same address.
 //
@@ -67,24 +68,38 @@ type Entry struct {
 	State uint16
 }
 
-// Neighbour states (NUD_*, linux/neighbour.h) an entry may be in; only
-// these, the kernel's NUD_CONNECTED, are used.
+// Neighbour states (NUD_*, linux/neighbour.h).
 const (
-	NUDReachable uint16 = 0x02
-	NUDNoARP     uint16 = 0x40
-	NUDPermanent uint16 = 0x80
+	NUDIncomplete uint16 = 0x01
+	NUDReachable  uint16 = 0x02
+	NUDStale      uint16 = 0x04
+	NUDDelay      uint16 = 0x08
+	NUDProbe      uint16 = 0x10
+	NUDFailed     uint16 = 0x20
+	NUDNoARP      uint16 = 0x40
+	NUDPermanent  uint16 = 0x80
+	// NUDConnected are the states in which the kernel uses an entry.
+	NUDConnected = NUDPermanent | NUDNoARP | NUDReachable
 )
 
-// StateName is how ip-neighbour(8) shows state s: PERMANENT, NOARP,
-// REACHABLE.
+// Usable reports whether the entry is in a NUD_CONNECTED state, the only
+// ones in which the kernel's proxy answers from it.
+func (e Entry) Usable() bool { return e.State&NUDConnected != 0 }
+
+// StateName is how ip-neighbour(8) shows state s: PERMANENT, REACHABLE,
+// STALE, ...
 func StateName(s uint16) string {
-	switch s {
-	case NUDPermanent:
-		return "PERMANENT"
-	case NUDNoARP:
-		return "NOARP"
-	case NUDReachable:
-		return "REACHABLE"
+	for _, n := range []struct {
+		s    uint16
+		name string
+	}{
+		{NUDIncomplete, "INCOMPLETE"}, {NUDReachable, "REACHABLE"}, {NUDStale, "STALE"},
+		{NUDDelay, "DELAY"}, {NUDProbe, "PROBE"}, {NUDFailed, "FAILED"}, {NUDNoARP, "NOARP"},
+		{NUDPermanent, "PERMANENT"},
+	} {
+		if s == n.s {
+			return n.name
+		}
 	}
 	return "NUD(" + strconv.Itoa(int(s)) + ")"
 }
@@ -172,10 +187,16 @@ func (t *Table) Del(ip netip.Addr) error {
 }
 
 // SetHost records or updates the host's entry for ip, in NUD state
-// state; invalid entries are ignored.
+// state. An entry that is not Usable may lack a MAC (the zero MAC);
+// entries with an invalid address, or Usable ones with an invalid MAC, are
+// ignored.
 func (t *Table) SetHost(ip netip.Addr, mac fdb.MAC, router bool, state uint16) {
 	ip = ip.Unmap()
-	if Check(ip, mac) != nil {
+	if state&NUDConnected == 0 {
+		if Check(ip, fdb.MAC{2}) != nil {
+			return
+		}
+	} else if Check(ip, mac) != nil {
 		return
 	}
 	t.mu.Lock()

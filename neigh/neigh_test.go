@@ -89,28 +89,37 @@ func TestApply(t *testing.T) {
 	}
 	tb := New()
 	for _, tc := range []struct {
-		name string
-		u    netlink.NeighUpdate
-		want bool
+		name            string
+		u               netlink.NeighUpdate
+		present, usable bool
 	}{
-		{"permanent", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_PERMANENT, 0, idx), true},
-		{"other interface", upd(unix.RTM_NEWNEIGH, ip6A, netlink.NUD_PERMANENT, 0, idx+1), false},
-		{"stale", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_STALE, 0, idx), false},
-		{"reachable", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_REACHABLE, 0, idx), true},
-		{"incomplete", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_INCOMPLETE, 0, idx), false},
-		{"noarp", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_NOARP, 0, idx), true},
-		{"deleted", upd(unix.RTM_DELNEIGH, ipA, netlink.NUD_NOARP, 0, idx), false},
+		{"permanent", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_PERMANENT, 0, idx), true, true},
+		{"other interface", upd(unix.RTM_NEWNEIGH, ip6A, netlink.NUD_PERMANENT, 0, idx+1), false, false},
+		{"stale", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_STALE, 0, idx), true, false},
+		{"reachable", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_REACHABLE, 0, idx), true, true},
+		{"incomplete", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_INCOMPLETE, 0, idx), true, false},
+		{"failed", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_FAILED, 0, idx), true, false},
+		{"noarp", upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_NOARP, 0, idx), true, true},
+		{"deleted", upd(unix.RTM_DELNEIGH, ipA, netlink.NUD_NOARP, 0, idx), false, false},
 	} {
 		tb.Apply(tc.u, idx)
 		ip, _ := netip.AddrFromSlice(tc.u.IP)
-		if _, ok := tb.Lookup(ip.Unmap()); ok != tc.want {
-			t.Errorf("%s: present %v, want %v", tc.name, ok, tc.want)
+		e, ok := tb.Lookup(ip.Unmap())
+		if ok != tc.present || e.Usable() != tc.usable {
+			t.Errorf("%s: present %v usable %v, want %v %v", tc.name, ok, e.Usable(), tc.present, tc.usable)
 		}
+	}
+	incomplete := upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_INCOMPLETE, 0, idx)
+	incomplete.HardwareAddr = nil
+	tb.Apply(incomplete, idx)
+	if e, ok := tb.Lookup(ipA); !ok || e.Usable() || e.MAC != (fdb.MAC{}) {
+		t.Errorf("incomplete entry without lladdr: %+v %v", e, ok)
 	}
 	tb.Apply(upd(unix.RTM_NEWNEIGH, ip6A, netlink.NUD_PERMANENT, netlink.NTF_ROUTER, idx), idx)
 	if e, ok := tb.Lookup(ip6A); !ok || !e.Router {
 		t.Errorf("router entry: %+v %v", e, ok)
 	}
+	tb.Apply(upd(unix.RTM_DELNEIGH, ipA, 0, 0, idx), idx)
 	bridge := upd(unix.RTM_NEWNEIGH, ipA, netlink.NUD_PERMANENT, 0, idx)
 	bridge.Family = unix.AF_BRIDGE
 	tb.Apply(bridge, idx)
