@@ -134,6 +134,17 @@ func (t *Table) Lookup(ip netip.Addr) (Entry, bool) {
 
 // Check validates an entry's addresses.
 func Check(ip netip.Addr, mac fdb.MAC) error {
+	if err := checkIP(ip); err != nil {
+		return err
+	}
+	if mac[0]&1 != 0 || mac == fdb.Zero {
+		return fmt.Errorf("%w: lladdr %s is not a unicast address", ErrInvalid, mac)
+	}
+	return nil
+}
+
+// checkIP validates a neighbour's address.
+func checkIP(ip netip.Addr) error {
 	switch {
 	case !ip.IsValid() || ip.IsUnspecified():
 		return fmt.Errorf("%w: no address", ErrInvalid)
@@ -141,8 +152,6 @@ func Check(ip netip.Addr, mac fdb.MAC) error {
 		return fmt.Errorf("%w: %s has a zone", ErrInvalid, ip)
 	case ip.IsMulticast():
 		return fmt.Errorf("%w: %s is a multicast address", ErrInvalid, ip)
-	case mac[0]&1 != 0 || mac == fdb.Zero:
-		return fmt.Errorf("%w: lladdr %s is not a unicast address", ErrInvalid, mac)
 	}
 	return nil
 }
@@ -193,7 +202,7 @@ func (t *Table) Del(ip netip.Addr) error {
 func (t *Table) SetHost(ip netip.Addr, mac fdb.MAC, router bool, state uint16) {
 	ip = ip.Unmap()
 	if state&NUDConnected == 0 {
-		if Check(ip, fdb.MAC{2}) != nil {
+		if checkIP(ip) != nil {
 			return
 		}
 	} else if Check(ip, mac) != nil {
