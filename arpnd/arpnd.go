@@ -52,12 +52,11 @@ const (
 	// as usual. The zero value.
 	Forward Verdict = iota
 	// Answer: a well-formed ARP request or Neighbor Solicitation; look
-	// Request.Target up and answer it, or consume it.
+	// Request.Target up and answer it (unless Request.DAD), or consume it.
 	Answer
 	// Consume: ARP that is not a request for a unicast address (a reply,
-	// a gratuitous announcement, a loopback or multicast target), or a
-	// solicitation for duplicate address detection: taken off the wire
-	// without an answer, as the kernel does.
+	// a gratuitous announcement, a loopback or multicast target): taken
+	// off the wire without an answer, as the kernel does.
 	Consume
 	// Invalid: a malformed ARP frame or Neighbor Solicitation (short,
 	// wrong hardware or protocol length, bad ICMPv6 checksum or hop
@@ -93,6 +92,11 @@ type Request struct {
 	// hardware address, the NS's source link-layer address option, or
 	// else the NS frame's Ethernet source.
 	ReplyTo [6]byte
+	// DAD marks a solicitation for duplicate address detection (source
+	// ::). The kernel looks its target up as any other (an l3miss when
+	// there is no entry) and answers to ::, which no host accepts; Reply
+	// writes nothing for it.
+	DAD bool
 	// prio is the top four bits of the NS's traffic class, which the
 	// kernel copies into the NA ("priority" in struct ipv6hdr).
 	prio uint8
@@ -196,16 +200,11 @@ func parseNS(frame []byte, r *Request) Verdict {
 		}
 		opts = opts[n:]
 	}
-	if src.IsUnspecified() {
-		// Duplicate address detection: RFC 4861 forbids a source
-		// link-layer address option here; the kernel would answer to the
-		// unspecified address, which no host accepts.
-		if sawSLLA {
-			return Invalid
-		}
-		return Consume
+	dad := src.IsUnspecified()
+	if dad && sawSLLA {
+		return Invalid // RFC 4861 forbids the option in duplicate address detection
 	}
-	*r = Request{V6: true, Target: target, Sender: src, ReplyTo: replyTo, prio: ip[0] & 0x0f}
+	*r = Request{V6: true, Target: target, Sender: src, ReplyTo: replyTo, DAD: dad, prio: ip[0] & 0x0f}
 	return Answer
 }
 
@@ -213,8 +212,11 @@ func parseNS(frame []byte, r *Request) Verdict {
 // returns its length (ARPReplyLen or NAReplyLen); b must hold MaxReplyLen
 // bytes. A Neighbor Advertisement has the solicited and override flags
 // set, and the router flag when router is, as the kernel's
-// vxlan_na_create sets them.
+// vxlan_na_create sets them. A DAD request gets no reply: Reply returns 0.
 func (r *Request) Reply(b []byte, mac [6]byte, router bool) int {
+	if r.DAD {
+		return 0
+	}
 	if r.V6 {
 		return r.replyNA(b, mac, router)
 	}

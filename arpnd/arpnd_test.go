@@ -224,7 +224,7 @@ func TestVerdicts(t *testing.T) {
 		{"ns multicast target", nsEdit(func(b []byte) { b[14+40+8] = 0xff }, true), Invalid},
 		{"ns to loopback", nsEdit(func(b []byte) { copy(b[14+24:14+40], netip.IPv6Loopback().AsSlice()) }, true), Invalid},
 		{"ns ipv6 version 4", nsEdit(func(b []byte) { b[14] = 0x40 }, false), Invalid},
-		{"dad ns", nsFrame(t, macAsker, netip.IPv6Unspecified(), ip6Target, 0, nil), Consume},
+		{"dad ns", nsFrame(t, macAsker, netip.IPv6Unspecified(), ip6Target, 0, nil), Answer},
 		{"dad ns with a source option", nsFrame(t, macAsker, netip.IPv6Unspecified(), ip6Target, 0, slla(macOpt)), Invalid},
 		{"neighbor advertisement", nsEdit(func(b []byte) { b[54] = 136 }, true), Forward},
 	} {
@@ -237,6 +237,18 @@ func TestVerdicts(t *testing.T) {
 				t.Errorf("IsCandidate %v for a %v frame", IsCandidate(tc.frame), tc.want)
 			}
 		})
+	}
+}
+
+// TestDAD: a duplicate address detection solicitation is looked up like
+// any other, but never answered.
+func TestDAD(t *testing.T) {
+	var r Request
+	if v := Parse(nsFrame(t, macAsker, netip.IPv6Unspecified(), ip6Target, 0, nil), &r); v != Answer || !r.DAD || r.Target != ip6Target {
+		t.Fatalf("verdict %v, request %+v", v, r)
+	}
+	if n := r.Reply(make([]byte, MaxReplyLen), macTarget, false); n != 0 {
+		t.Errorf("a DAD solicitation got a %d-byte reply", n)
 	}
 }
 

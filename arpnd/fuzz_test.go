@@ -38,6 +38,12 @@ func FuzzParseReply(f *testing.F) {
 		}
 		b := make([]byte, MaxReplyLen)
 		n := r.Reply(b, macTarget, true)
+		if r.DAD {
+			if n != 0 {
+				t.Fatal("a DAD solicitation was answered")
+			}
+			return
+		}
 		b = b[:n]
 		if [6]byte(b[0:6]) != r.ReplyTo || [6]byte(b[6:12]) != macTarget {
 			t.Fatal("reply addressed wrongly")

@@ -16,7 +16,9 @@ import (
 // the entry's MAC has a forwarding entry without a remote address (a local
 // neighbour); one whose target has no entry at all is consumed, raising an
 // l3miss when asked to, and one whose entry is not usable (incomplete,
-// stale, failed) is consumed quietly, as in the kernel.
+// stale, failed) is consumed quietly, as in the kernel. Duplicate address
+// detection is looked up the same way (an l3miss when there is no entry)
+// but never answered (the kernel answers to ::, which no host accepts).
 func (s *Segment) proxy(st *txState, tn *tuning, frame []byte) bool {
 	switch arpnd.Parse(frame, &st.req) {
 	case arpnd.Forward:
@@ -30,7 +32,7 @@ func (s *Segment) proxy(st *txState, tn *tuning, frame []byte) bool {
 	}
 	r := &st.req
 	n, ok := s.neigh.Lookup(r.Target)
-	if !ok || !n.Usable() {
+	if !ok || !n.Usable() || r.DAD {
 		s.c.proxyConsumed.Inc()
 		if !ok {
 			s.miss3(tn, r.Target)

@@ -269,6 +269,12 @@ func TestHooksHotPathAllocations(t *testing.T) {
 // nsRequest is a Neighbor Solicitation for target with a source
 // link-layer address option, checksum right.
 func nsRequest(target netip.Addr) []byte {
+	return nsFrom(netip.MustParseAddr("2001:db8::1"), target)
+}
+
+// nsFrom is a solicitation from src; from :: (duplicate address
+// detection) without the option, as RFC 4861 wants.
+func nsFrom(srcIP, target netip.Addr) []byte {
 	f := make([]byte, 14+40+32)
 	copy(f[0:6], []byte{0x33, 0x33, 0xff, 0, 0, 2})
 	copy(f[6:12], hookAsker[:])
@@ -277,7 +283,7 @@ func nsRequest(target netip.Addr) []byte {
 	ip[0] = 0x60
 	binary.BigEndian.PutUint16(ip[4:], 32)
 	ip[6], ip[7] = 58, 255
-	src := netip.MustParseAddr("2001:db8::1").As16()
+	src := srcIP.As16()
 	copy(ip[8:24], src[:])
 	copy(ip[24:40], netip.MustParseAddr("ff02::1:ff00:2").AsSlice())
 	icmp := ip[40:]
@@ -286,7 +292,12 @@ func nsRequest(target netip.Addr) []byte {
 	copy(icmp[8:24], t16[:])
 	icmp[24], icmp[25] = 1, 1
 	copy(icmp[26:32], hookAsker[:])
-	sum := checksum.PseudoV6(ip[8:24], ip[24:40], 58, 32)
+	if srcIP.IsUnspecified() {
+		f = f[:len(f)-8]
+		binary.BigEndian.PutUint16(ip[4:], 24)
+		icmp = icmp[:24]
+	}
+	sum := checksum.PseudoV6(ip[8:24], ip[24:40], 58, len(icmp))
 	binary.BigEndian.PutUint16(icmp[2:], ^checksum.Fold(checksum.Sum(icmp, sum)))
 	return f
 }
@@ -320,5 +331,22 @@ func TestProxyNS(t *testing.T) {
 	}
 	if e := <-sub.C(); e.Kind != events.L3Miss || e.IP != target {
 		t.Errorf("event %+v", e)
+	}
+}
+
+// TestProxyDAD: duplicate address detection for an unknown address raises
+// l3miss, as in the kernel; for a known one it is consumed, never answered.
+func TestProxyDAD(t *testing.T) {
+	target := netip.MustParseAddr("2001:db8::2")
+	s, replies := hookSegment(t, Tuning{Proxy: true, L3Miss: true})
+	dad := nsFrom(netip.IPv6Unspecified(), target)
+	s.transmitFrame(newTxState(), s.tune.Load(), dad)
+	if s.c.l3miss.Load() != 1 || s.c.proxyConsumed.Load() != 1 {
+		t.Errorf("unknown: l3miss %d consumed %d, want 1 1", s.c.l3miss.Load(), s.c.proxyConsumed.Load())
+	}
+	s.neigh.Add(target, hookTarget, false)
+	s.transmitFrame(newTxState(), s.tune.Load(), dad)
+	if len(*replies) != 0 || s.c.l3miss.Load() != 1 || s.c.proxyConsumed.Load() != 2 {
+		t.Errorf("known: %d replies, l3miss %d consumed %d, want 0 1 2", len(*replies), s.c.l3miss.Load(), s.c.proxyConsumed.Load())
 	}
 }
