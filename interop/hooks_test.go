@@ -3,11 +3,14 @@ package interop
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -583,4 +586,87 @@ func TestRouteShortCircuit(t *testing.T) {
 		t.Error("no short-circuited echo request on the underlay")
 	}
 	d.stop(t)
+}
+
+// TestMissesLikeKernel sets a kernel vxlan device with "proxy l2miss
+// l3miss" and vxland with the same flags side by side, each in a bridge
+// with a container, and has both containers do the same: ping an address
+// nobody knows, then a neighbour whose MAC nobody knows. `ip monitor
+// neigh` on the kernel's device and `vxlanctl monitor` report the same
+// misses.
+func TestMissesLikeKernel(t *testing.T) {
+	testnet.RequireRoot(t)
+	hostK, hostV := testnet.NewNS(t), testnet.NewNS(t)
+	requireBridge(t, hostV)
+	underlay(t, hostV, hostK, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	newBridge(t, hostK, "br0")
+	newBridge(t, hostV, "br0")
+	cK := container(t, hostK, "br0", "veth-k", 1450, "203.0.113.11/24")
+	cV := container(t, hostV, "br0", "veth-v", 1450, "203.0.113.11/24")
+	kdev := testnet.KernelVXLAN(t, hostK, testnet.VXLANOpts{Name: "vxlan0", VNI: 42, Local: "192.0.2.2", Dev: "ul0",
+		NoLearning: true, Extra: []string{"proxy", "l2miss", "l3miss"}})
+	hostK.Exec(t, "ip", "link", "set", kdev, "master", "br0")
+	d := startTopo(t, hostV, map[string]*testnet.NS{"vxt0": hostV}, "--tap", "vxt0", "--vni", "42",
+		"--local", "192.0.2.1", "--dev", "ul0", "--learning=false", "--master", "br0", "--up",
+		"--proxy", "--l2miss", "--l3miss")
+
+	kmon := hostK.Start(t, "ip", "monitor", "neigh", "dev", kdev)
+	vmon := hostV.Start(t, "env", "VXLAND_RUNDIR="+d.rundir, vxlanctlBin, "monitor", "dev", "vxt0")
+	// Both monitors are listening once they show a change made after
+	// they started (the kernel reports a neighbour change only when
+	// something changed: a new address each time).
+	attempt := 0
+	testnet.Eventually(t, 5*time.Second, func() error {
+		attempt++
+		ip := fmt.Sprintf("198.51.100.%d", attempt)
+		hostK.Try("ip", "neigh", "replace", ip, "lladdr", "02:00:5e:00:00:fa", "dev", kdev)
+		d.ctlTry("fdb", "replace", "02:00:5e:00:00:fa", "dev", "vxt0", "dst", "192.0.2.250")
+		if !strings.Contains(kmon.Output(), ip+" ") || !strings.Contains(vmon.Output(), "02:00:5e:00:00:fa") {
+			return errorf("monitors not listening yet:\n%s\n%s", kmon.Output(), vmon.Output())
+		}
+		return nil
+	})
+	// The same steps in both containers, at the same time.
+	var wg sync.WaitGroup
+	for _, c := range []*testnet.NS{cK, cV} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.TryPing("203.0.113.99", 1)
+			c.Try("ip", "neigh", "replace", "203.0.113.98", "lladdr", "02:00:5e:00:00:98", "dev", "eth0", "nud", "permanent")
+			c.TryPing("203.0.113.98", 1)
+		}()
+	}
+	wg.Wait()
+	kernelRE := regexp.MustCompile(`(?m)^miss (lladdr )?(\S+)`)
+	vxlandRE := regexp.MustCompile(`(?m)^(l2miss|l3miss) (\S+) dev vxt0 vni 42$`)
+	misses := func(out string, re *regexp.Regexp, l2 func(m []string) bool) map[string]bool {
+		set := map[string]bool{}
+		for _, m := range re.FindAllStringSubmatch(out, -1) {
+			key := m[2]
+			if !strings.HasPrefix(key, "203.0.113.") && key != "02:00:5e:00:00:98" {
+				continue // the containers' own IPv6 duplicate address detection, say
+			}
+			kind := "l3miss"
+			if l2(m) {
+				kind = "l2miss"
+			}
+			set[kind+" "+key] = true
+		}
+		return set
+	}
+	want := map[string]bool{"l3miss 203.0.113.99": true, "l2miss 02:00:5e:00:00:98": true}
+	var k, v map[string]bool
+	testnet.Eventually(t, 5*time.Second, func() error {
+		k = misses(kmon.Output(), kernelRE, func(m []string) bool { return m[1] != "" })
+		v = misses(vmon.Output(), vxlandRE, func(m []string) bool { return m[1] == "l2miss" })
+		if len(k) < len(want) || len(v) < len(want) {
+			return errorf("kernel %v, vxland %v so far", k, v)
+		}
+		return nil
+	})
+	if !maps.Equal(k, want) || !maps.Equal(v, want) {
+		t.Errorf("misses: kernel %v, vxland %v, want %v\nip monitor:\n%s\nvxlanctl monitor:\n%s",
+			k, v, want, kmon.Output(), vmon.Output())
+	}
 }
