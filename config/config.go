@@ -211,6 +211,18 @@ type VNI struct {
 	// LearnRate bounds the forwarding entries learning creates or
 	// migrates per second; 0 means no bound.
 	LearnRate int
+	// Proxy answers ARP requests and IPv6 Neighbor Solicitations from the
+	// TAP out of the neighbour table and floods none of them.
+	Proxy bool
+	// L2Miss raises an event for a unicast frame dropped for want of a
+	// forwarding entry.
+	L2Miss bool
+	// L3Miss raises an event for an address the proxy or RSC finds no
+	// neighbour entry for.
+	L3Miss bool
+	// RSC (route short-circuit) sends IP frames addressed to a router's
+	// MAC to the neighbour of their destination address.
+	RSC bool
 	// Offload hands checksum state to the TAP in a virtio-net header
 	// (instead of completing checksums in software).
 	Offload bool

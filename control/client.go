@@ -197,39 +197,50 @@ func fdbRequest(op, dev string, mac fdb.MAC, dst *Remote) request {
 	return req
 }
 
-func (c *Client) modify(op, dev string, mac fdb.MAC, dst *Remote, state fdb.State) error {
+func (c *Client) modify(op, dev string, mac fdb.MAC, dst *Remote, state fdb.State, router bool) error {
 	req := fdbRequest(op, dev, mac, dst)
 	if op != OpFDBDel {
 		req.State = stateName(state)
 	}
+	req.Router = router
 	_, err := c.do(req)
 	return err
+}
+
+// FDBSet is FDBAdd, FDBAppend or FDBReplace as op says, with the entry's
+// router flag (bridge fdb's "router").
+func (c *Client) FDBSet(op fdb.Op, dev string, mac fdb.MAC, dst Remote, state fdb.State, router bool) error {
+	name := map[fdb.Op]string{fdb.OpAdd: OpFDBAdd, fdb.OpAppend: OpFDBAppend, fdb.OpReplace: OpFDBReplace}[op]
+	if name == "" {
+		return fmt.Errorf("fdb: unknown operation %v", op)
+	}
+	return c.modify(name, dev, mac, &dst, state, router)
 }
 
 // FDBAdd creates the entry mac -> dst on dev, like `bridge fdb add`. It
 // fails (errors.Is fdb.ErrExists) when mac has an entry already.
 func (c *Client) FDBAdd(dev string, mac fdb.MAC, dst Remote, state fdb.State) error {
-	return c.modify(OpFDBAdd, dev, mac, &dst, state)
+	return c.modify(OpFDBAdd, dev, mac, &dst, state, false)
 }
 
 // FDBAppend adds dst to mac's destinations on dev, creating the entry if
 // needed, like `bridge fdb append` (used for the all-zeros entry's
 // head-end replication list).
 func (c *Client) FDBAppend(dev string, mac fdb.MAC, dst Remote, state fdb.State) error {
-	return c.modify(OpFDBAppend, dev, mac, &dst, state)
+	return c.modify(OpFDBAppend, dev, mac, &dst, state, false)
 }
 
 // FDBReplace makes dst mac's destination on dev, creating the entry if
 // needed, like `bridge fdb replace`.
 func (c *Client) FDBReplace(dev string, mac fdb.MAC, dst Remote, state fdb.State) error {
-	return c.modify(OpFDBReplace, dev, mac, &dst, state)
+	return c.modify(OpFDBReplace, dev, mac, &dst, state, false)
 }
 
 // FDBDel removes destination dst from mac's entry on dev, or the whole
 // entry when dst is nil, like `bridge fdb del`. It fails (errors.Is
 // fdb.ErrNotFound) when there is no such entry or destination.
 func (c *Client) FDBDel(dev string, mac fdb.MAC, dst *Remote) error {
-	return c.modify(OpFDBDel, dev, mac, dst, 0)
+	return c.modify(OpFDBDel, dev, mac, dst, 0, false)
 }
 
 // FDBShow returns dev's forwarding database, or that of every device on the
@@ -247,7 +258,7 @@ func (c *Client) FDBShow(dev string) ([]DeviceFDB, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s on %s: entry %s: %w", OpFDBShow, c.path, we.MAC, err)
 			}
-			e := fdb.Entry{MAC: we.MAC, State: st, Updated: we.Updated, Dests: make([]fdb.Dest, len(we.Dsts))}
+			e := fdb.Entry{MAC: we.MAC, State: st, Router: we.Router, Updated: we.Updated, Dests: make([]fdb.Dest, len(we.Dsts))}
 			for k, wdst := range we.Dsts {
 				e.Dests[k] = fdb.Dest{IP: wdst.IP, Port: wdst.Port, VNI: wdst.VNI}
 				if wdst.Owner != "" {

@@ -146,7 +146,7 @@ func (c *Client) ClusterShow() (*ClusterStatus, error) {
 
 // clusterShow answers cluster.show through the ClusterShow hook.
 func (s *Server) clusterShow(req *request) reply {
-	if req.Dev != "" || req.MAC != "" || req.Dst != "" || req.Port != 0 || req.VNI != nil || req.State != "" {
+	if req.Dev != "" || req.hasFDBArgs() || req.hasNeighArgs() || req.Router {
 		return failure(CodeInvalid, req.Op+" takes no arguments")
 	}
 	if s.ClusterShow == nil {

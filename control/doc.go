@@ -1,6 +1,7 @@
 // Package control is vxland's control protocol: a server that the daemon runs
 // on a unix stream socket, and the client that vxlanctl uses to add, append,
-// replace, delete and show forwarding database entries and to read counters.
+// replace, delete and show forwarding database entries and neighbour
+// entries, to read counters and to follow events.
 //
 // # Socket
 //
@@ -26,6 +27,11 @@
 //	{"v":1,"op":"fdb.show","dev":"vxl0"}
 //	{"v":1,"op":"stats","dev":"vxl0"}
 //	{"v":1,"op":"devs"}
+//	{"v":1,"op":"neigh.add","dev":"vxl0","ip":"203.0.113.2","lladdr":"02:00:5e:10:00:02","router":true}
+//	{"v":1,"op":"neigh.replace", ...same fields as neigh.add}
+//	{"v":1,"op":"neigh.del","dev":"vxl0","ip":"203.0.113.2"}
+//	{"v":1,"op":"neigh.show","dev":"vxl0"}
+//	{"v":1,"op":"monitor","dev":"vxl0"}
 //
 // "dev" is required for the fdb.add, fdb.append, fdb.replace and fdb.del
 // operations; fdb.show, stats and devs without it cover every device on the
@@ -36,7 +42,18 @@
 // device's VNI) complete the destination, as the kernel fills NDA_PORT and
 // NDA_VNI from the device when bridge(8) leaves them out. "state" is
 // "permanent" (the default, as with bridge fdb add), "static" or "dynamic";
-// fdb.del ignores it. Unknown fields are refused.
+// fdb.del ignores it. "router" sets the entry's router flag (bridge fdb's
+// "router"). The neigh operations manage the neighbour entries vxland keeps
+// beside the host's (neigh.show lists both, "source" telling them apart).
+// Unknown fields are refused.
+//
+// monitor is answered like any request; after an "ok" reply the connection
+// carries one MonitorEvent per line, from the device named (every device on
+// the socket without "dev"), until either side closes it:
+//
+//	{"event":"l3miss","dev":"vxl0","vni":42,"port":4789,"ip":"203.0.113.99"}
+//	{"event":"fdb","dev":"vxl0","vni":42,"port":4789,"mac":"02:00:5e:10:00:02","action":"learned","dst":{"ip":"192.0.2.2","port":4789,"vni":42},"state":"dynamic"}
+//	{"event":"lost","dev":"vxl0","vni":42,"port":4789,"lost":12}
 //
 // Replies:
 //

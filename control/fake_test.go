@@ -27,34 +27,24 @@ func (f *fakeFDB) check(mac fdb.MAC) {
 	}
 }
 
-func (f *fakeFDB) Add(mac fdb.MAC, d fdb.Dest, s fdb.State) error {
+func (f *fakeFDB) Set(op fdb.Op, mac fdb.MAC, d fdb.Dest, s fdb.State, router bool) error {
 	f.check(mac)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.entries[mac]; ok {
-		return fmt.Errorf("fake: add %s: %w", mac, fdb.ErrExists)
+	e, ok := f.entries[mac]
+	ds := []fdb.Dest{d}
+	switch op {
+	case fdb.OpAdd:
+		if ok {
+			return fmt.Errorf("fake: add %s: %w", mac, fdb.ErrExists)
+		}
+	case fdb.OpAppend:
+		if slices.Contains(e.Dests, d) {
+			return fmt.Errorf("fake: append %s: %w", mac, fdb.ErrExists)
+		}
+		ds = append(slices.Clone(e.Dests), d)
 	}
-	f.entries[mac] = fdb.Entry{MAC: mac, Dests: []fdb.Dest{d}, State: s, Updated: time.Unix(1, 0)}
-	return nil
-}
-
-func (f *fakeFDB) Append(mac fdb.MAC, d fdb.Dest, s fdb.State) error {
-	f.check(mac)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	e := f.entries[mac]
-	if slices.Contains(e.Dests, d) {
-		return fmt.Errorf("fake: append %s: %w", mac, fdb.ErrExists)
-	}
-	f.entries[mac] = fdb.Entry{MAC: mac, Dests: append(slices.Clone(e.Dests), d), State: s, Updated: time.Unix(1, 0)}
-	return nil
-}
-
-func (f *fakeFDB) Replace(mac fdb.MAC, d fdb.Dest, s fdb.State) error {
-	f.check(mac)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.entries[mac] = fdb.Entry{MAC: mac, Dests: []fdb.Dest{d}, State: s, Updated: time.Unix(1, 0)}
+	f.entries[mac] = fdb.Entry{MAC: mac, Dests: ds, State: s, Router: router, Updated: time.Unix(1, 0)}
 	return nil
 }
 

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -75,6 +77,10 @@ func FormatFDB(w io.Writer, d DeviceFDB, showDev bool) error {
 		if showDev {
 			head += " dev " + d.Name
 		}
+		flags := "self" // bridge prints router, then extern_learn, then the state
+		if e.Router {
+			flags += " router"
+		}
 		state := ""
 		switch e.State {
 		case fdb.Permanent:
@@ -83,15 +89,15 @@ func FormatFDB(w io.Writer, d DeviceFDB, showDev bool) error {
 			state = " " + stateStatic
 		}
 		if len(e.Dests) == 0 {
-			fmt.Fprintf(bw, "%s self%s\n", head, state)
+			fmt.Fprintf(bw, "%s %s%s\n", head, flags, state)
 			continue
 		}
 		for i, dst := range e.Dests {
 			if o := e.OwnerOf(i); o != fdb.NoOwner {
-				fmt.Fprintf(bw, "%s %s self extern_learn%s owner %s\n", head, destText(dst, d.Port, d.VNI), state, o)
+				fmt.Fprintf(bw, "%s %s %s extern_learn%s owner %s\n", head, destText(dst, d.Port, d.VNI), flags, state, o)
 				continue
 			}
-			fmt.Fprintf(bw, "%s %s self%s\n", head, destText(dst, d.Port, d.VNI), state)
+			fmt.Fprintf(bw, "%s %s %s%s\n", head, destText(dst, d.Port, d.VNI), flags, state)
 		}
 	}
 	if err := bw.Flush(); err != nil {
@@ -177,6 +183,9 @@ func WriteFDBJSON(w io.Writer, devs []DeviceFDB) error {
 	for _, d := range devs {
 		for _, e := range d.Entries {
 			base := JSONFDBEntry{MAC: e.MAC.String(), Ifname: d.Name, Flags: []string{"self"}}
+			if e.Router {
+				base.Flags = append(base.Flags, "router")
+			}
 			switch e.State {
 			case fdb.Permanent:
 				base.State = statePermanent
@@ -189,7 +198,7 @@ func WriteFDBJSON(w io.Writer, devs []DeviceFDB) error {
 			for i, dst := range e.Dests {
 				j := base
 				if o := e.OwnerOf(i); o != fdb.NoOwner {
-					j.Flags = []string{"self", "extern_learn"}
+					j.Flags = append(slices.Clone(base.Flags), "extern_learn")
 					j.Owner = string(o)
 				}
 				j.Dst, j.Port = dst.IP.String(), dst.Port
@@ -235,4 +244,113 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
+}
+
+// FormatNeigh writes d's neighbour entries the way `ip neigh show`
+// prints them, one per line:
+//
+//	203.0.113.2 dev vx0 lladdr 02:00:5e:10:00:02 PERMANENT
+//	2001:db8::1 dev vx0 lladdr 02:00:5e:10:00:01 router REACHABLE proto host
+//
+// Entries kept by vxland (vxlanctl neigh add) come first and are
+// PERMANENT; the host's own entries on the TAP follow, with their state
+// and "proto host". "dev NAME" is printed only when showDev is set.
+func FormatNeigh(w io.Writer, d DeviceNeigh, showDev bool) error {
+	bw := bufio.NewWriter(w)
+	for _, e := range d.Entries {
+		bw.WriteString(e.IP.String())
+		if showDev {
+			bw.WriteString(" dev " + d.Name)
+		}
+		if e.MAC != (fdb.MAC{}) {
+			bw.WriteString(" lladdr " + e.MAC.String())
+		}
+		if e.Router {
+			bw.WriteString(" router")
+		}
+		bw.WriteString(" " + neigh.StateName(e.State))
+		if e.Source == neigh.Host {
+			bw.WriteString(" proto host")
+		}
+		bw.WriteString("\n")
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write neighbours of %s: %w", d.Name, err)
+	}
+	return nil
+}
+
+// JSONNeigh is one neighbour entry as `vxlanctl -j neigh show` prints it,
+// after `ip -j neigh show`.
+type JSONNeigh struct {
+	Dst    string `json:"dst"`
+	Dev    string `json:"dev"`
+	LLAddr string `json:"lladdr"`
+	Router bool   `json:"router,omitempty"`
+	State  string `json:"state"`
+	Source string `json:"source"`
+}
+
+// WriteNeighJSON writes the entries of devs as one JSON array of
+// JSONNeigh, followed by a newline.
+func WriteNeighJSON(w io.Writer, devs []DeviceNeigh) error {
+	out := []JSONNeigh{}
+	for _, d := range devs {
+		for _, e := range d.Entries {
+			out = append(out, JSONNeigh{Dst: e.IP.String(), Dev: d.Name, LLAddr: e.MAC.String(),
+				Router: e.Router, State: neigh.StateName(e.State), Source: e.Source.String()})
+		}
+	}
+	return writeJSON(w, out)
+}
+
+// FormatEvent writes one monitor event as one line, in the manner of `ip
+// monitor neigh` and `bridge monitor fdb`:
+//
+//	l2miss 02:00:5e:10:00:09 dev vx0 vni 40
+//	l3miss 203.0.113.99 dev vx0 vni 40
+//	02:00:5e:10:00:02 dev vx0 dst 192.0.2.2 self permanent
+//	Deleted 02:00:5e:10:00:02 dev vx0 dst 192.0.2.2 self permanent
+//	lost 12 events dev vx0 vni 40
+//
+// Forwarding entries added, learned or migrated print as bridge monitor
+// fdb prints a new entry; deleted and aged ones with "Deleted" in front.
+func FormatEvent(w io.Writer, e MonitorEvent) error {
+	var line string
+	switch e.Event {
+	case "l2miss":
+		line = fmt.Sprintf("l2miss %s dev %s vni %d", macText(e.MAC), e.Dev, e.VNI)
+	case "l3miss":
+		line = fmt.Sprintf("l3miss %s dev %s vni %d", e.IP, e.Dev, e.VNI)
+	case "lost":
+		line = fmt.Sprintf("lost %d events dev %s vni %d", e.Lost, e.Dev, e.VNI)
+	case "fdb":
+		line = macText(e.MAC) + " dev " + e.Dev
+		if e.Dst != nil {
+			line += " " + destText(fdb.Dest{IP: e.Dst.IP, Port: e.Dst.Port, VNI: e.Dst.VNI}, e.Port, e.VNI)
+		}
+		line += " self"
+		if e.Router {
+			line += " router"
+		}
+		if e.State == statePermanent || e.State == stateStatic {
+			line += " " + e.State
+		}
+		if e.Action == fdb.ChangeDeleted.String() || e.Action == fdb.ChangeAged.String() {
+			line = "Deleted " + line
+		}
+	default:
+		line = fmt.Sprintf("%s dev %s vni %d", e.Event, e.Dev, e.VNI)
+	}
+	if _, err := io.WriteString(w, line+"\n"); err != nil {
+		return fmt.Errorf("write event: %w", err)
+	}
+	return nil
+}
+
+func macText(m *fdb.MAC) string {
+	if m == nil {
+		return "-"
+	}
+	return m.String()
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -37,6 +38,15 @@ const (
 	OpReload = "reload"
 	// OpClusterShow asks for the daemon's etcd control plane status.
 	OpClusterShow = "cluster.show"
+	// Neighbour entries kept by vxland (vxlanctl neigh), which the proxy
+	// and route short-circuit read besides the host's.
+	OpNeighAdd     = "neigh.add"
+	OpNeighReplace = "neigh.replace"
+	OpNeighDel     = "neigh.del"
+	OpNeighShow    = "neigh.show"
+	// OpMonitor turns the connection into a stream of events: after the
+	// reply, one MonitorEvent per line until either side closes it.
+	OpMonitor = "monitor"
 )
 
 // Error codes, the "code" of a refused request.
@@ -73,6 +83,21 @@ type request struct {
 	Port  int64  `json:"port,omitempty"`
 	VNI   *int64 `json:"vni,omitempty"`
 	State string `json:"state,omitempty"`
+	// Router is the fdb entry's or neighbour's router flag.
+	Router bool `json:"router,omitempty"`
+	// IP and LLAddr are a neighbour entry's addresses.
+	IP     string `json:"ip,omitempty"`
+	LLAddr string `json:"lladdr,omitempty"`
+}
+
+// hasFDBArgs reports whether the request carries any fdb argument.
+func (r *request) hasFDBArgs() bool {
+	return r.MAC != "" || r.Dst != "" || r.Port != 0 || r.VNI != nil || r.State != ""
+}
+
+// hasNeighArgs reports whether the request carries any neigh argument.
+func (r *request) hasNeighArgs() bool {
+	return r.IP != "" || r.LLAddr != ""
 }
 
 // reply is one reply line.
@@ -95,12 +120,25 @@ type wireDevice struct {
 	Port  uint16        `json:"port"`
 	FDB   []wireEntry   `json:"fdb,omitempty"`
 	Stats []stats.Value `json:"stats,omitempty"`
+	Neigh []wireNeigh   `json:"neigh,omitempty"`
+}
+
+// wireNeigh is one neighbour entry in a neigh.show reply.
+type wireNeigh struct {
+	IP     netip.Addr `json:"ip"`
+	LLAddr fdb.MAC    `json:"lladdr"`
+	Router bool       `json:"router,omitempty"`
+	State  string     `json:"state"`
+	// Source is "control" (vxlanctl neigh) or "host" (the host's entry on
+	// the TAP).
+	Source string `json:"source"`
 }
 
 // wireEntry is one forwarding database entry in a fdb.show reply.
 type wireEntry struct {
 	MAC     fdb.MAC    `json:"mac"`
 	State   string     `json:"state"`
+	Router  bool       `json:"router,omitempty"`
 	Updated time.Time  `json:"updated,omitzero"`
 	Dsts    []wireDest `json:"dsts"`
 }
@@ -117,8 +155,9 @@ type wireDest struct {
 
 // Error is a request that the daemon refused. Nothing was changed. For the
 // codes CodeExists, CodeNotFound, CodeFull and CodeOwned it unwraps to
-// fdb.ErrExists, fdb.ErrNotFound, fdb.ErrFull and fdb.ErrOwned, so errors.Is
-// works across the socket.
+// fdb.ErrExists (and neigh.ErrExists), fdb.ErrNotFound (and
+// neigh.ErrNotFound), fdb.ErrFull and fdb.ErrOwned, so errors.Is works
+// across the socket.
 type Error struct {
 	Code    string // one of the Code* constants
 	Message string // the daemon's explanation
@@ -131,9 +170,9 @@ func (e *Error) Error() string { return e.Message }
 func (e *Error) Unwrap() error {
 	switch e.Code {
 	case CodeExists:
-		return fdb.ErrExists
+		return errExists
 	case CodeNotFound:
-		return fdb.ErrNotFound
+		return errNotFound
 	case CodeFull:
 		return fdb.ErrFull
 	case CodeOwned:
@@ -141,6 +180,21 @@ func (e *Error) Unwrap() error {
 	}
 	return nil
 }
+
+// errExists and errNotFound match both the fdb's and the neighbour
+// table's sentinels with errors.Is.
+var (
+	errExists   = multiIs{fdb.ErrExists, neigh.ErrExists}
+	errNotFound = multiIs{fdb.ErrNotFound, neigh.ErrNotFound}
+)
+
+// multiIs is an error that errors.Is matches with each of its members.
+type multiIs [2]error
+
+func (m multiIs) Error() string { return m[0].Error() }
+
+// Is reports whether target is one of m's members.
+func (m multiIs) Is(target error) bool { return target == m[0] || target == m[1] }
 
 // stateName is the wire and display name of s.
 func stateName(s fdb.State) string {

@@ -22,22 +22,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/stats"
 )
 
 // FDB is the forwarding database operations the server needs; *fdb.Table
 // implements it. Implementations must be safe for concurrent use.
 type FDB interface {
-	// Add creates an entry for mac with the single destination d; it fails
-	// with fdb.ErrExists when mac already has an entry (bridge fdb add).
-	Add(mac fdb.MAC, d fdb.Dest, s fdb.State) error
-	// Append adds d to mac's destinations, creating the entry if needed
-	// (bridge fdb append).
-	Append(mac fdb.MAC, d fdb.Dest, s fdb.State) error
-	// Replace makes d mac's destination, creating the entry if needed
-	// (bridge fdb replace).
-	Replace(mac fdb.MAC, d fdb.Dest, s fdb.State) error
+	// Set is bridge fdb add (fdb.OpAdd: fails with fdb.ErrExists when mac
+	// already has an entry), append (fdb.OpAppend: adds d to mac's
+	// destinations, creating the entry if needed) or replace
+	// (fdb.OpReplace: makes d mac's destination), with the entry's state
+	// and router flag.
+	Set(op fdb.Op, mac fdb.MAC, d fdb.Dest, s fdb.State, router bool) error
 	// Del removes destination *d from mac's entry, or the whole entry when
 	// d is nil; fdb.ErrNotFound when there is no such entry or destination.
 	Del(mac fdb.MAC, d *fdb.Dest) error
@@ -60,6 +59,25 @@ type Device struct {
 	// Stats returns the device's counters for the stats request; nil means
 	// the device has none.
 	Stats func() []stats.Value
+	// Neigh is the device's neighbour table (vxlanctl neigh); nil means
+	// the device has none.
+	Neigh Neigh
+	// Events is the device's event stream (vxlanctl monitor); nil means
+	// the device has none.
+	Events *events.Bus
+}
+
+// Neigh is the neighbour table operations the server needs; *neigh.Table
+// implements it.
+type Neigh interface {
+	// Add creates a neighbour entry; neigh.ErrExists when ip has one.
+	Add(ip netip.Addr, mac fdb.MAC, router bool) error
+	// Replace creates or overwrites a neighbour entry.
+	Replace(ip netip.Addr, mac fdb.MAC, router bool) error
+	// Del removes ip's entry; neigh.ErrNotFound when there is none.
+	Del(ip netip.Addr) error
+	// Entries lists every entry, the host's included.
+	Entries() []neigh.Entry
 }
 
 // Server answers control requests on a unix socket. Create it with Listen,
@@ -368,7 +386,7 @@ func (e *ReloadError) Unwrap() error { return e.Err }
 
 // reload executes the reload request through the Reload hook.
 func (s *Server) reload(req *request) reply {
-	if req.Dev != "" || req.MAC != "" || req.Dst != "" || req.Port != 0 || req.VNI != nil || req.State != "" {
+	if req.Dev != "" || req.hasFDBArgs() || req.hasNeighArgs() || req.Router {
 		return failure(CodeInvalid, req.Op+" takes no arguments")
 	}
 	if s.Reload == nil {
@@ -454,6 +472,10 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		if err != nil && (len(line) == 0 || !errors.Is(err, io.EOF)) {
 			return // EOF, idle or stalled past the deadline, or closed
+		}
+		if req, _, derr := decodeRequest(line); derr == nil && req.Op == OpMonitor {
+			s.monitor(c, req)
+			return
 		}
 		if werr := s.writeReply(c, s.handleLine(line)); werr != nil || err != nil || s.isClosed() {
 			return // after Detach, a connection ends with its answer
@@ -547,17 +569,22 @@ func (s *Server) dispatch(req *request) reply {
 	switch req.Op {
 	case OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel:
 		return s.fdbModify(req)
-	case OpFDBShow, OpStats, OpDevs:
+	case OpFDBShow, OpStats, OpDevs, OpNeighShow:
 		return s.query(req)
+	case OpNeighAdd, OpNeighReplace, OpNeighDel:
+		return s.neighModify(req)
 	case OpReload:
 		return s.reload(req)
 	case OpClusterShow:
 		return s.clusterShow(req)
+	case OpMonitor:
+		return failure(CodeInvalid, OpMonitor+" must be the first request of its connection")
 	case "":
 		return failure(CodeInvalid, `request lacks "op"`)
 	default:
-		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s, %s, %s, %s, %s, %s, %s, %s or %s)",
-			req.Op, OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs, OpReload, OpClusterShow))
+		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s)", req.Op, strings.Join([]string{
+			OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs, OpReload,
+			OpNeighAdd, OpNeighReplace, OpNeighDel, OpNeighShow, OpMonitor, OpClusterShow}, ", ")))
 	}
 }
 
@@ -593,6 +620,12 @@ func (s *Server) fdbModify(req *request) reply {
 	dev, r := s.device(req.Dev)
 	if r != nil {
 		return *r
+	}
+	if req.hasNeighArgs() {
+		return bad(`"ip" and "lladdr" belong to neigh requests`)
+	}
+	if req.Router && req.Op == OpFDBDel {
+		return bad(`"router" does not apply to a deletion`)
 	}
 	if req.MAC == "" {
 		return bad(`request lacks "mac"`)
@@ -644,11 +677,11 @@ func (s *Server) fdbModify(req *request) reply {
 
 	switch req.Op {
 	case OpFDBAdd:
-		err = dev.FDB.Add(mac, *dest, state)
+		err = dev.FDB.Set(fdb.OpAdd, mac, *dest, state, req.Router)
 	case OpFDBAppend:
-		err = dev.FDB.Append(mac, *dest, state)
+		err = dev.FDB.Set(fdb.OpAppend, mac, *dest, state, req.Router)
 	case OpFDBReplace:
-		err = dev.FDB.Replace(mac, *dest, state)
+		err = dev.FDB.Set(fdb.OpReplace, mac, *dest, state, req.Router)
 	case OpFDBDel:
 		err = dev.FDB.Del(mac, dest)
 	}
@@ -675,6 +708,8 @@ func classify(err error) (code, cause string) {
 		{fdb.ErrExists, CodeExists},
 		{fdb.ErrNotFound, CodeNotFound},
 		{fdb.ErrFull, CodeFull},
+		{neigh.ErrExists, CodeExists},
+		{neigh.ErrNotFound, CodeNotFound},
 	} {
 		if errors.Is(err, c.sentinel) {
 			return c.code, c.sentinel.Error()
@@ -688,7 +723,7 @@ func classify(err error) (code, cause string) {
 		}
 		return CodeOwned, msg
 	}
-	if errors.Is(err, fdb.ErrInvalid) {
+	if errors.Is(err, fdb.ErrInvalid) || errors.Is(err, neigh.ErrInvalid) {
 		return CodeInvalid, err.Error()
 	}
 	return CodeFailed, err.Error()
@@ -696,7 +731,7 @@ func classify(err error) (code, cause string) {
 
 // query executes fdb.show, stats and devs.
 func (s *Server) query(req *request) reply {
-	if req.MAC != "" || req.Dst != "" || req.Port != 0 || req.VNI != nil || req.State != "" {
+	if req.hasFDBArgs() || req.hasNeighArgs() || req.Router {
 		return failure(CodeInvalid, req.Op+` takes only "dev"`)
 	}
 	devs := s.devs
@@ -717,6 +752,10 @@ func (s *Server) query(req *request) reply {
 			if d.Stats != nil {
 				wd.Stats = d.Stats()
 			}
+		case OpNeighShow:
+			if d.Neigh != nil {
+				wd.Neigh = wireNeighs(d.Neigh.Entries())
+			}
 		}
 		rep.Devs = append(rep.Devs, wd)
 	}
@@ -727,7 +766,7 @@ func (s *Server) query(req *request) reply {
 func wireEntries(es []fdb.Entry) []wireEntry {
 	out := make([]wireEntry, len(es))
 	for i, e := range es {
-		we := wireEntry{MAC: e.MAC, State: stateName(e.State), Updated: e.Updated, Dsts: make([]wireDest, len(e.Dests))}
+		we := wireEntry{MAC: e.MAC, State: stateName(e.State), Router: e.Router, Updated: e.Updated, Dsts: make([]wireDest, len(e.Dests))}
 		for j, d := range e.Dests {
 			we.Dsts[j] = wireDest{IP: d.IP, Port: d.Port, VNI: d.VNI, Owner: string(e.OwnerOf(j))}
 		}

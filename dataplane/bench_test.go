@@ -145,6 +145,7 @@ func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Seg
 		s.emitFn = s.emit
 	}
 	s.initCounters()
+	s.initHooks()
 	ep.tab.Store(newSegTable(append(ep.Segments(), s)))
 	return s
 }
@@ -226,7 +227,7 @@ func BenchmarkTransmitFrame(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for range batch {
-					s.forward(st, frame)
+					s.forward(st, s.tune.Load(), frame)
 				}
 				if bc.send {
 					s.flush(st)
@@ -261,7 +262,7 @@ func BenchmarkTransmitBroadcast(b *testing.B) {
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
-		s.forward(st, frame)
+		s.forward(st, s.tune.Load(), frame)
 		s.flush(st)
 	}
 	checkTx(b, s, uint64(3*b.N))
@@ -300,7 +301,7 @@ func BenchmarkTransmitGSO(b *testing.B) {
 			b.SetBytes(int64(len(frame)))
 			b.ReportAllocs()
 			for b.Loop() {
-				s.forwardGSO(st, h, frame)
+				s.forwardGSO(st, s.tune.Load(), h, frame)
 				s.flush(st)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchGSOSegments), "ns/segment")

@@ -50,6 +50,9 @@ func (s *Segment) initCounters() {
 	}
 	c.rxBadSource, c.tapWrites, c.tapWriteErr = n("rx_invalid_source_mac"), n("rx_tap_writes"), n("rx_tap_write_errors")
 	c.learned, c.migrated, c.learnFull, c.learnLimited = n("fdb_learned"), n("fdb_migrated"), n("fdb_learn_full"), n("fdb_learn_limited")
+	c.proxyAnswered, c.proxyConsumed, c.proxyInvalid = n("proxy_answered"), n("proxy_consumed"), n("proxy_invalid")
+	c.l2miss, c.l3miss, c.rscRewrites = n("l2miss"), n("l3miss"), n("rsc_rewrites")
+	c.eventsDropped, c.eventsCoalesced = n("events_dropped"), n("events_coalesced")
 	c.rxNotMember = n("rx_not_member")
 }
 

@@ -21,8 +21,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/encap"
+	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/learning"
+	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/offload"
 	"github.com/vxland/vxland/stats"
 )
@@ -109,6 +111,20 @@ type SegmentConfig struct {
 	// created; nil creates it in the daemon's own namespace. The UDP
 	// sockets stay in the daemon's namespace either way.
 	InNetns func(func() error) error
+	// Neigh is the segment's neighbour table, which the proxy and route
+	// short-circuit read; nil gives the segment an empty one.
+	Neigh *neigh.Table
+	// Proxy answers ARP requests and IPv6 Neighbor Solicitations from the
+	// TAP out of Neigh, and floods none of them (ip-link's "proxy").
+	Proxy bool
+	// L2Miss raises an event for a unicast frame dropped for want of a
+	// forwarding entry; L3Miss for an address the proxy or the route
+	// short-circuit does not find in Neigh.
+	L2Miss, L3Miss bool
+	// RSC rewrites the destination MAC of IP frames sent to a forwarding
+	// entry flagged router to the neighbour of their destination address
+	// (ip-link's "rsc").
+	RSC bool
 	// Frames, when set, is shown every frame read from the TAP (a control
 	// plane announces their source MACs, and the addresses their ARP and
 	// neighbour discovery reveal, as local endpoints).
@@ -195,6 +211,11 @@ type Segment struct {
 	// rxDrops holds the counters of the receive drops decided once the
 	// VNI is known (perVNI), nil for the others, which the endpoint counts.
 	rxDrops [encap.NumReasons]*stats.Counter
+
+	neigh *neigh.Table
+	bus   *events.Bus
+	// writeReply hands the proxy's replies to the TAP (tests replace it).
+	writeReply func([]byte) error
 }
 
 // segmentCounters are a segment's counters. tx_messages counts send
@@ -203,6 +224,8 @@ type segmentCounters struct {
 	txFrames, txBytes, txMessages, txNoDest, txShort, txErrors, txBadGSO *stats.Counter
 	rxFrames, rxBytes, rxBadSource, tapWrites, tapWriteErr               *stats.Counter
 	learned, migrated, learnFull, learnLimited                           *stats.Counter
+	proxyAnswered, proxyConsumed, proxyInvalid                           *stats.Counter
+	l2miss, l3miss, rscRewrites, eventsDropped, eventsCoalesced          *stats.Counter
 	rxNotMember                                                          *stats.Counter
 }
 
@@ -236,6 +259,10 @@ type Tuning struct {
 	// LearnRate bounds the entries learning creates or migrates per
 	// second; 0 means no bound.
 	LearnRate int
+	Proxy     bool
+	L2Miss    bool
+	L3Miss    bool
+	RSC       bool
 }
 
 // tuning is a published Tuning and what derives from it.
@@ -250,7 +277,8 @@ func newTuning(t Tuning) *tuning {
 
 // tuningOf extracts the Tuning part of sc.
 func tuningOf(sc *SegmentConfig) Tuning {
-	return Tuning{TTL: sc.TTL, TTLInherit: sc.TTLInherit, TOS: sc.TOS, TOSInherit: sc.TOSInherit, Learning: sc.Learning, LearnRate: sc.LearnRate}
+	return Tuning{TTL: sc.TTL, TTLInherit: sc.TTLInherit, TOS: sc.TOS, TOSInherit: sc.TOSInherit, Learning: sc.Learning, LearnRate: sc.LearnRate,
+		Proxy: sc.Proxy, L2Miss: sc.L2Miss, L3Miss: sc.L3Miss, RSC: sc.RSC}
 }
 
 // New opens the sockets and TAP devices of cfg. Nothing forwards until Run.
@@ -692,8 +720,31 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 		s.emitFn = s.emit
 	}
 	s.initCounters()
+	s.initHooks()
 	return s, nil
 }
+
+// initHooks sets up the segment's neighbour table and event bus, and has
+// the forwarding table report its changes to the bus.
+func (s *Segment) initHooks() {
+	s.neigh = s.cfg.Neigh
+	if s.neigh == nil {
+		s.neigh = neigh.New()
+	}
+	name := ""
+	if s.tap != nil {
+		name = s.tap.Name()
+		s.writeReply = s.tap.WriteReply
+	}
+	s.bus = events.NewBus(name, s.cfg.VNI, s.c.eventsDropped, s.c.eventsCoalesced)
+	s.cfg.Table.SetNotify(s.bus.FDBChange)
+}
+
+// Neigh returns the segment's neighbour table.
+func (s *Segment) Neigh() *neigh.Table { return s.neigh }
+
+// Events returns the segment's event bus: misses and forwarding changes.
+func (s *Segment) Events() *events.Bus { return s.bus }
 
 // Segments returns the endpoint's segments, in the order they were added.
 func (ep *Endpoint) Segments() []*Segment { return ep.tab.Load().list }

@@ -44,6 +44,14 @@ type TAP struct {
 	wfn  func(fd uintptr) bool
 	wiov [2]unix.Iovec
 	wvfn func(fd uintptr) bool
+
+	// The transmit loop's own write state (WriteReply), apart from the
+	// receive loop's.
+	riov  [2]unix.Iovec
+	rniov int
+	rwerr error
+	rwfn  func(fd uintptr) bool
+	zhdr  [offload.VirtioNetHdrLen]byte // an empty virtio-net header
 }
 
 // TAPOptions says how to open a TAP.
@@ -128,6 +136,7 @@ func OpenTAP(o TAPOptions) (*TAP, error) {
 	t.rfn = t.readMany
 	t.wfn = t.writeOnce
 	t.wvfn = t.writevOnce
+	t.rwfn = t.writeReplyOnce
 	return t, nil
 }
 
@@ -262,5 +271,38 @@ func (t *TAP) writevOnce(fd uintptr) bool {
 		return false
 	}
 	t.werr = e // a bare errno: no allocation when writes fail (TAP down)
+	return true
+}
+
+// WriteReply writes one locally generated frame (a proxy's ARP reply or
+// Neighbor Advertisement), behind an empty virtio-net header when the TAP
+// has one. Only the transmit loop calls it: its state is apart from that
+// of Write and WriteHdr, which the receive loop uses at the same time.
+func (t *TAP) WriteReply(frame []byte) error {
+	t.rniov = 0
+	if t.vnetHdr {
+		t.riov[0].Base = &t.zhdr[0]
+		t.riov[0].SetLen(len(t.zhdr))
+		t.rniov++
+	}
+	t.riov[t.rniov].Base = &frame[0]
+	t.riov[t.rniov].SetLen(len(frame))
+	t.rniov++
+	t.rwerr = nil
+	if err := t.rc.Write(t.rwfn); err != nil {
+		return err
+	}
+	return t.rwerr
+}
+
+func (t *TAP) writeReplyOnce(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.riov[0])), uintptr(t.rniov))
+	switch e {
+	case 0:
+		return true
+	case unix.EINTR, unix.EAGAIN:
+		return false
+	}
+	t.rwerr = e
 	return true
 }

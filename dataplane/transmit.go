@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 
+	"github.com/vxland/vxland/arpnd"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/offload"
@@ -24,6 +25,10 @@ type txState struct {
 	segOff   int
 	segOut   [][]byte
 	segSizes []int
+
+	// The proxy's parsed request and the reply it builds.
+	req   arpnd.Request
+	reply [arpnd.MaxReplyLen]byte
 }
 
 // maxQueued bounds the datagrams queued between two flushes.
@@ -74,6 +79,7 @@ func (s *Segment) transmitLoop() error {
 			}
 			return err
 		}
+		tn := s.tune.Load()
 		for i := 0; i < n; i++ {
 			b := st.bufs[i][:st.sizes[i]]
 			if vnet {
@@ -85,7 +91,7 @@ func (s *Segment) transmitLoop() error {
 				b = b[offload.VirtioNetHdrLen:]
 				s.observe(b)
 				if h.GSOType != offload.GSONone {
-					s.forwardGSO(st, h, b)
+					s.forwardGSO(st, tn, h, b)
 					continue
 				}
 				if h.Flags&offload.FlagNeedsCsum != 0 && !offload.CompleteAt(b, int(h.CsumStart), int(h.CsumOffset)) {
@@ -95,7 +101,7 @@ func (s *Segment) transmitLoop() error {
 			} else {
 				s.observe(b)
 			}
-			s.forward(st, b)
+			s.transmitFrame(st, tn, b)
 		}
 		s.flush(st)
 	}
@@ -108,15 +114,40 @@ func (s *Segment) observe(frame []byte) {
 	}
 }
 
+// transmitFrame handles one frame from the TAP that is not a TSO
+// super-frame: the proxy takes ARP and Neighbor Solicitations when on,
+// everything else is forwarded.
+func (s *Segment) transmitFrame(st *txState, tn *tuning, frame []byte) {
+	if tn.Proxy && arpnd.IsCandidate(frame) && s.proxy(st, tn, frame) {
+		return
+	}
+	s.forward(st, tn, frame)
+}
+
 // route is where a frame goes: the destinations of its destination MAC,
 // else of the all-zeros entry (head-end replication of broadcast,
 // multicast and unknown unicast), and the send batch its flow hash picks.
-// It returns nil destinations when there are none.
-func (s *Segment) route(frame []byte) (dests []fdb.Dest, b *sendBatch) {
-	dests = s.cfg.Table.Lookup(fdb.MAC(frame[0:6]))
+// It returns nil destinations when there are none, raising an l2miss for
+// a unicast destination when asked to. With route short-circuiting, an IP
+// frame to a router's MAC is first readdressed to the neighbour of its
+// destination IP.
+func (s *Segment) route(frame []byte, tn *tuning) (dests []fdb.Dest, b *sendBatch) {
+	if tn.RSC {
+		var router bool
+		dests, router = s.cfg.Table.LookupRouter(fdb.MAC(frame[0:6]))
+		if router && s.shortCircuit(frame, tn) {
+			dests = s.cfg.Table.Lookup(fdb.MAC(frame[0:6]))
+		}
+	} else {
+		dests = s.cfg.Table.Lookup(fdb.MAC(frame[0:6]))
+	}
 	if len(dests) == 0 {
 		dests = s.cfg.Table.Defaults()
 		if len(dests) == 0 {
+			if tn.L2Miss && frame[0]&1 == 0 {
+				s.c.l2miss.Inc()
+				s.bus.L2Miss(fdb.MAC(frame[0:6]))
+			}
 			return nil, nil
 		}
 	}
@@ -131,13 +162,12 @@ func (s *Segment) usable(d *fdb.Dest) bool {
 
 // forward queues frame for every destination route gives, the VXLAN header
 // gathered from a per-datagram slot so that replication never copies.
-func (s *Segment) forward(st *txState, frame []byte) {
+func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 	if len(frame) < encap.EthHeaderLen {
 		s.c.txShort.Inc()
 		return
 	}
-	dests, b := s.route(frame)
-	tn := s.tune.Load()
+	dests, b := s.route(frame, tn)
 	tos := encap.OuterTOS(frame, tn.TOS, tn.TOSInherit)
 	queued := false
 	for i := range dests {
@@ -184,12 +214,12 @@ func (s *Segment) flush(st *txState) {
 // GSO, or for segments the underlay cannot carry as a train, every
 // datagram is queued on its own (the kernel fragments those, as it does
 // for its own vxlan devices: DF is not set).
-func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) {
+func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, frame []byte) {
 	if len(frame) < encap.EthHeaderLen {
 		s.c.txShort.Inc()
 		return
 	}
-	dests, b := s.route(frame)
+	dests, b := s.route(frame, tn)
 	if dests == nil {
 		s.c.txNoDest.Inc()
 		return
@@ -224,7 +254,6 @@ func (s *Segment) forwardGSO(st *txState, h offload.VirtioNetHdr, frame []byte) 
 	region = region[:total]
 
 	first := out[0][encap.HeaderLen : encap.HeaderLen+st.segSizes[0]]
-	tn := s.tune.Load()
 	tos := encap.OuterTOS(first, tn.TOS, tn.TOSInherit)
 	per := min(udpMaxSegments, maxGSOPayload/stride)
 	if !s.ep.udpGSO || stride > int(s.ep.gsoLimit.Load()) {

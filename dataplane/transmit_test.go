@@ -67,7 +67,7 @@ func TestSegmentsShareSockets(t *testing.T) {
 				copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5})
 				binary.BigEndian.PutUint32(f[encap.EthHeaderLen:], s.cfg.VNI) // the frame names its VNI
 				st.bufs[i%len(st.bufs)] = f
-				s.forward(st, f)
+				s.forward(st, s.tune.Load(), f)
 				if i%len(st.bufs) == len(st.bufs)-1 {
 					s.flush(st)
 				}
@@ -118,7 +118,7 @@ func TestForwardGSOOversizedSegment(t *testing.T) {
 			h := offload.VirtioNetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4,
 				GSOSize: uint16(tc.gsoSize), CsumStart: 34, CsumOffset: 16}
 			st := newTxState()
-			s.forwardGSO(st, h, frame)
+			s.forwardGSO(st, s.tune.Load(), h, frame)
 			s.flush(st)
 			if got := s.c.txBadGSO.Load(); got != tc.wantBad {
 				t.Errorf("tx_bad_gso %d, want %d", got, tc.wantBad)

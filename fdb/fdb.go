@@ -162,6 +162,10 @@ type Entry struct {
 	// when no destination has an owner.
 	Owners []Owner
 	State  State
+	// Router is bridge fdb's "router" flag (NTF_ROUTER): the MAC is a
+	// router's, and with route short-circuiting frames sent to it are
+	// redirected to the neighbour of their inner destination IP.
+	Router bool
 	// Updated is when the entry was created, changed or last refreshed, at
 	// the resolution of the coarse clock (see Tick).
 	Updated time.Time
@@ -179,6 +183,55 @@ type Options struct {
 	MaxAddress int
 	// Now is the clock; nil means time.Now. Tests inject a fake clock.
 	Now func() time.Time
+	// Notify, when set, hears every change: entries added, replaced,
+	// appended to, deleted, learned, migrated and aged out. It is called
+	// with the table's write lock held, in the order of the changes, and
+	// must neither block nor call back into the table.
+	Notify func(Change)
+}
+
+// ChangeKind says what happened to an entry.
+type ChangeKind uint8
+
+const (
+	// ChangeAdded: Add, Append or Replace set Dest (the entry's new state
+	// and flags are in the Change).
+	ChangeAdded ChangeKind = iota
+	// ChangeDeleted: Del removed Dest (one Change per destination when
+	// the whole entry goes).
+	ChangeDeleted
+	// ChangeLearned: a received frame created a dynamic entry.
+	ChangeLearned
+	// ChangeMigrated: a dynamic entry moved to Dest.
+	ChangeMigrated
+	// ChangeAged: a dynamic entry expired (one Change per destination).
+	ChangeAged
+)
+
+// String returns "added", "deleted", "learned", "migrated" or "aged".
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangeAdded:
+		return "added"
+	case ChangeDeleted:
+		return "deleted"
+	case ChangeLearned:
+		return "learned"
+	case ChangeMigrated:
+		return "migrated"
+	case ChangeAged:
+		return "aged"
+	}
+	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Change is one change of the table, as Options.Notify hears it.
+type Change struct {
+	Kind   ChangeKind
+	MAC    MAC
+	Dest   Dest
+	State  State
+	Router bool
 }
 
 const (
@@ -195,6 +248,7 @@ type entry struct {
 	dests   []Dest       // never empty, never modified
 	owners  []Owner      // parallel to dests; nil when none is owned
 	state   State
+	router  bool
 }
 
 // owner returns the owner of destination i.
@@ -236,6 +290,7 @@ type Table struct {
 	ageing       time.Duration
 	base         time.Time
 	clock        func() time.Time
+	notify       func(Change)
 
 	mu sync.Mutex // serialises writers
 }
@@ -244,6 +299,7 @@ type Table struct {
 func New(o Options) *Table {
 	t := &Table{
 		clock:  o.Now,
+		notify: o.Notify,
 		ageing: o.Ageing,
 		max:    int64(max(o.MaxAddress, 0)),
 	}
@@ -282,6 +338,22 @@ func (t *Table) Lookup(mac MAC) []Dest {
 		return e.dests
 	}
 	return nil
+}
+
+// SetNotify makes fn hear every later change, as Options.Notify does;
+// nil stops notifications.
+func (t *Table) SetNotify(fn func(Change)) {
+	t.mu.Lock()
+	t.notify = fn
+	t.mu.Unlock()
+}
+
+// LookupRouter is Lookup that also reports the entry's router flag.
+func (t *Table) LookupRouter(mac MAC) ([]Dest, bool) {
+	if e := t.get(mac); e != nil {
+		return e.dests, e.router
+	}
+	return nil, false
 }
 
 // Defaults returns the destinations of the all-zeros entry, the head-end
@@ -353,6 +425,7 @@ func (t *Table) learnLocked(mac MAC, d Dest) LearnResult {
 			return Full
 		}
 		t.set(mac, t.newEntry([]Dest{d}, Dynamic))
+		t.tell(ChangeLearned, mac, d, Dynamic, false)
 		return Learned
 	case e.dests[0].IP == d.IP:
 		t.refresh(e)
@@ -362,7 +435,10 @@ func (t *Table) learnLocked(mac MAC, d Dest) LearnResult {
 	}
 	ds := slices.Clone(e.dests)
 	ds[0].IP = d.IP
-	t.set(mac, t.newEntry(ds, Dynamic))
+	ne := t.newEntry(ds, Dynamic)
+	ne.router = e.router
+	t.set(mac, ne)
+	t.tell(ChangeMigrated, mac, ds[0], Dynamic, e.router)
 	return Migrated
 }
 
@@ -375,77 +451,92 @@ func (t *Table) refresh(e *entry) {
 	}
 }
 
+// Op is a way to set an entry, as bridge fdb's add, append and replace.
+type Op uint8
+
+const (
+	// OpAdd creates an entry with a single destination; ErrExists when the
+	// MAC has one (bridge fdb add).
+	OpAdd Op = iota
+	// OpAppend adds a destination, creating the entry when absent; ErrExists
+	// when the entry has that destination (bridge fdb append).
+	OpAppend
+	// OpReplace makes the destination the entry's only one, creating the
+	// entry when absent (bridge fdb replace).
+	OpReplace
+)
+
+// String returns "add", "append" or "replace".
+func (o Op) String() string {
+	switch o {
+	case OpAdd:
+		return "add"
+	case OpAppend:
+		return "append"
+	case OpReplace:
+		return "replace"
+	}
+	return "Op(" + strconv.Itoa(int(o)) + ")"
+}
+
 // Add creates an entry with the single destination d (`bridge fdb add`).
 // It fails with ErrExists when mac has an entry and with ErrFull when
 // MaxAddress is reached.
-func (t *Table) Add(mac MAC, d Dest, s State) error {
-	d.IP = d.IP.Unmap()
-	if err := validate(d, s); err != nil {
-		return fmt.Errorf("fdb: add %s %s: %w", mac, d, err)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.get(mac) != nil {
-		return fmt.Errorf("fdb: add %s: %w", mac, ErrExists)
-	}
-	if t.full() {
-		return fmt.Errorf("fdb: add %s: %w", mac, ErrFull)
-	}
-	t.set(mac, t.newEntry([]Dest{d}, s))
-	return nil
-}
+func (t *Table) Add(mac MAC, d Dest, s State) error { return t.Set(OpAdd, mac, d, s, false) }
 
 // Append adds d as one more destination of mac (`bridge fdb append`),
 // creating the entry when absent (subject to MaxAddress, ErrFull). The
 // entry takes state s and a fresh timestamp. Appending a destination the
 // entry already has fails with ErrExists and changes nothing.
-func (t *Table) Append(mac MAC, d Dest, s State) error {
-	d.IP = d.IP.Unmap()
-	if err := validate(d, s); err != nil {
-		return fmt.Errorf("fdb: append %s %s: %w", mac, d, err)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e := t.get(mac)
-	if e == nil {
-		if t.full() {
-			return fmt.Errorf("fdb: append %s: %w", mac, ErrFull)
-		}
-		t.set(mac, t.newEntry([]Dest{d}, s))
-		return nil
-	}
-	if slices.Contains(e.dests, d) {
-		return fmt.Errorf("fdb: append %s %s: %w", mac, d, ErrExists)
-	}
-	if mac != Zero && e.owned() {
-		return fmt.Errorf("fdb: append %s: %w (%s)", mac, ErrOwned, e.owner(0))
-	}
-	ds := make([]Dest, len(e.dests), len(e.dests)+1)
-	copy(ds, e.dests)
-	ne := t.newEntry(append(ds, d), s)
-	if e.owners != nil {
-		ne.owners = append(slices.Clone(e.owners), NoOwner)
-	}
-	t.set(mac, ne)
-	return nil
-}
+func (t *Table) Append(mac MAC, d Dest, s State) error { return t.Set(OpAppend, mac, d, s, false) }
 
 // Replace makes mac's entry have the single destination d and state s
 // (`bridge fdb replace`), creating it when absent (subject to MaxAddress,
 // ErrFull) and otherwise dropping any other destinations. It is how a
 // change by hand takes over an entry a control plane owns: the new entry
 // has no owner.
-func (t *Table) Replace(mac MAC, d Dest, s State) error {
+func (t *Table) Replace(mac MAC, d Dest, s State) error { return t.Set(OpReplace, mac, d, s, false) }
+
+// Set is Add, Append or Replace as op says, with the router flag: the
+// entry takes state s and flag router whatever it had, as the kernel
+// takes a request's flags.
+func (t *Table) Set(op Op, mac MAC, d Dest, s State, router bool) error {
 	d.IP = d.IP.Unmap()
 	if err := validate(d, s); err != nil {
-		return fmt.Errorf("fdb: replace %s %s: %w", mac, d, err)
+		return fmt.Errorf("fdb: %s %s %s: %w", op, mac, d, err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.get(mac) == nil && t.full() {
-		return fmt.Errorf("fdb: replace %s: %w", mac, ErrFull)
+	e := t.get(mac)
+	if e == nil && t.full() {
+		return fmt.Errorf("fdb: %s %s: %w", op, mac, ErrFull)
 	}
-	t.set(mac, t.newEntry([]Dest{d}, s))
+	ds := []Dest{d}
+	var owners []Owner
+	switch {
+	case op == OpAdd && e != nil:
+		return fmt.Errorf("fdb: add %s: %w", mac, ErrExists)
+	case op == OpAppend && e != nil:
+		if slices.Contains(e.dests, d) {
+			return fmt.Errorf("fdb: append %s %s: %w", mac, d, ErrExists)
+		}
+		if mac != Zero && e.owned() {
+			return fmt.Errorf("fdb: append %s: %w (%s)", mac, ErrOwned, e.owner(0))
+		}
+		ds = make([]Dest, len(e.dests), len(e.dests)+1)
+		copy(ds, e.dests)
+		ds = append(ds, d)
+		if e.owners != nil { // the shared all-zeros entry keeps its owners
+			owners = append(slices.Clone(e.owners), NoOwner)
+		}
+	case op > OpReplace:
+		return fmt.Errorf("fdb: %s: %w", op, ErrInvalid)
+	}
+	ne := t.newEntry(ds, s)
+	ne.owners = owners
+	ne.router = router
+	t.set(mac, ne)
+	t.tell(ChangeAdded, mac, d, s, router)
 	return nil
 }
 
@@ -464,6 +555,7 @@ func (t *Table) Del(mac MAC, d *Dest) error {
 			return fmt.Errorf("fdb: del %s: %w (%s; replace takes it over)", mac, ErrOwned, firstOwner(e))
 		}
 		t.set(mac, nil)
+		t.tellAll(ChangeDeleted, mac, e)
 		return nil
 	}
 	dd := *d
@@ -477,14 +569,15 @@ func (t *Table) Del(mac MAC, d *Dest) error {
 	}
 	if len(e.dests) == 1 {
 		t.set(mac, nil)
-		return nil
+	} else {
+		ne := &entry{dests: slices.Delete(slices.Clone(e.dests), i, i+1), state: e.state, router: e.router}
+		if e.owners != nil {
+			ne.owners = slices.Delete(slices.Clone(e.owners), i, i+1)
+		}
+		ne.updated.Store(e.updated.Load())
+		t.set(mac, ne)
 	}
-	ne := &entry{dests: slices.Delete(slices.Clone(e.dests), i, i+1), state: e.state}
-	if e.owners != nil {
-		ne.owners = slices.Delete(slices.Clone(e.owners), i, i+1)
-	}
-	ne.updated.Store(e.updated.Load())
-	t.set(mac, ne)
+	t.tell(ChangeDeleted, mac, dd, e.state, e.router)
 	return nil
 }
 
@@ -501,6 +594,7 @@ func (t *Table) Entries() []Entry {
 				Dests:   slices.Clone(e.dests),
 				Owners:  slices.Clone(e.owners),
 				State:   e.state,
+				Router:  e.router,
 				Updated: t.base.Add(time.Duration(e.updated.Load())),
 			})
 		}
@@ -554,6 +648,25 @@ func (t *Table) expire(i int, now int64) {
 		}
 	}
 	t.publish(i, old, m)
+	for k, e := range old {
+		if _, kept := m[k]; !kept {
+			t.tellAll(ChangeAged, k, e)
+		}
+	}
+}
+
+// tell reports a change to Options.Notify. The caller holds t.mu.
+func (t *Table) tell(k ChangeKind, mac MAC, d Dest, s State, router bool) {
+	if t.notify != nil {
+		t.notify(Change{Kind: k, MAC: mac, Dest: d, State: s, Router: router})
+	}
+}
+
+// tellAll reports a change of each of e's destinations.
+func (t *Table) tellAll(k ChangeKind, mac MAC, e *entry) {
+	for _, d := range e.dests {
+		t.tell(k, mac, d, e.state, e.router)
+	}
 }
 
 // full reports whether another entry would exceed MaxAddress.

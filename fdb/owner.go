@@ -68,6 +68,7 @@ func (t *Table) Sync(owner Owner, mac MAC, dests []Dest, s State) error {
 	if len(want) == 0 {
 		if e != nil && e.owned() {
 			t.set(mac, nil)
+			t.tellAll(ChangeDeleted, mac, e)
 		}
 		return nil
 	}
@@ -83,7 +84,28 @@ func (t *Table) Sync(owner Owner, mac MAC, dests []Dest, s State) error {
 		ne.owners[i] = owner
 	}
 	t.set(mac, ne)
+	t.tellDiff(mac, e, ne)
 	return nil
+}
+
+// tellDiff reports the destinations old (nil: none) had and ne (nil:
+// none) has not as deleted, and those ne has and old had not, or had in
+// another state, as added. The caller holds t.mu.
+func (t *Table) tellDiff(mac MAC, old, ne *entry) {
+	if old != nil {
+		for _, d := range old.dests {
+			if ne == nil || !slices.Contains(ne.dests, d) {
+				t.tell(ChangeDeleted, mac, d, old.state, old.router)
+			}
+		}
+	}
+	if ne != nil {
+		for _, d := range ne.dests {
+			if old == nil || !slices.Contains(old.dests, d) || old.state != ne.state {
+				t.tell(ChangeAdded, mac, d, ne.state, ne.router)
+			}
+		}
+	}
 }
 
 // syncShared is Sync of an entry whose destinations may have different
@@ -117,6 +139,7 @@ func (t *Table) syncShared(owner Owner, mac MAC, want []Dest, s State) error {
 		return nil
 	case len(ds) == 0:
 		t.set(mac, nil)
+		t.tellDiff(mac, e, nil)
 		return nil
 	case e == nil && t.full():
 		return fmt.Errorf("fdb: sync %s: %w", mac, ErrFull)
@@ -125,7 +148,11 @@ func (t *Table) syncShared(owner Owner, mac MAC, want []Dest, s State) error {
 	if slices.ContainsFunc(os, func(o Owner) bool { return o != NoOwner }) {
 		ne.owners = os
 	}
+	if e != nil {
+		ne.router = e.router
+	}
 	t.set(mac, ne)
+	t.tellDiff(mac, e, ne)
 	return nil
 }
 

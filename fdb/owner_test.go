@@ -3,6 +3,7 @@ package fdb_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vxland/vxland/fdb"
@@ -172,5 +173,32 @@ func TestSyncFloodListShared(t *testing.T) {
 	}
 	if tb.Defaults() != nil || tb.Len() != 0 {
 		t.Fatalf("flood list left: %v", tb.Defaults())
+	}
+}
+
+// TestSyncNotifies checks that owned changes are heard like the others:
+// destinations added, moved and removed, nothing when nothing changes.
+func TestSyncNotifies(t *testing.T) {
+	var got []string
+	tb := fdb.New(fdb.Options{Notify: func(c fdb.Change) {
+		got = append(got, c.Kind.String()+" "+c.MAC.String()+" "+c.Dest.IP.String())
+	}})
+	tb.Sync(cluster, macA, []fdb.Dest{d1}, fdb.Static)
+	tb.Sync(cluster, macA, []fdb.Dest{d1}, fdb.Static) // unchanged: nothing
+	tb.Sync(cluster, macA, []fdb.Dest{d2}, fdb.Static)
+	tb.Sync(cluster, fdb.Zero, []fdb.Dest{d1, d3}, fdb.Static)
+	tb.Sync(cluster, fdb.Zero, []fdb.Dest{d3}, fdb.Static)
+	tb.Sync(cluster, macA, nil, fdb.Static)
+	want := []string{
+		"added 02:00:00:00:00:0a 192.0.2.1",
+		"deleted 02:00:00:00:00:0a 192.0.2.1",
+		"added 02:00:00:00:00:0a 198.51.100.2",
+		"added 00:00:00:00:00:00 192.0.2.1",
+		"added 00:00:00:00:00:00 203.0.113.3",
+		"deleted 00:00:00:00:00:00 192.0.2.1",
+		"deleted 02:00:00:00:00:0a 198.51.100.2",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("heard\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -249,3 +249,18 @@ func (h *Handle) FirstIPv4(name string) (netip.Addr, error) {
 	}
 	return netip.Addr{}, fmt.Errorf("%s has no IPv4 address", name)
 }
+
+// SubscribeNeigh sends the neighbour table of the handle's namespace to
+// ch: every current entry first, then each change, until done closes (ch
+// is closed then, and when the subscription fails; errf hears why).
+func (h *Handle) SubscribeNeigh(ch chan<- netlink.NeighUpdate, done <-chan struct{}, errf func(error)) error {
+	opts := netlink.NeighSubscribeOptions{ListExisting: true, ErrorCallback: errf}
+	if h.ns >= 0 {
+		ns := h.ns
+		opts.Namespace = &ns
+	}
+	if err := netlink.NeighSubscribeWithOptions(ch, done, opts); err != nil {
+		return fmt.Errorf("netlink: neighbour notifications: %w", err)
+	}
+	return nil
+}

@@ -24,6 +24,11 @@ const (
 	opStats
 	opDevs
 	opReload
+	opNeighAdd
+	opNeighReplace
+	opNeighDel
+	opNeighShow
+	opMonitor
 	opClusterShow
 )
 
@@ -48,6 +53,16 @@ func (o op) String() string {
 		return "devs"
 	case opReload:
 		return "reload"
+	case opNeighAdd:
+		return "neigh add"
+	case opNeighReplace:
+		return "neigh replace"
+	case opNeighDel:
+		return "neigh del"
+	case opNeighShow:
+		return "neigh show"
+	case opMonitor:
+		return "monitor"
 	case opClusterShow:
 		return "cluster show"
 	}
@@ -65,6 +80,8 @@ type command struct {
 	mac    fdb.MAC         // fdb add/append/replace/del
 	dst    *control.Remote // nil when the command line has no dst
 	state  fdb.State       // add/append/replace; bridge's default is permanent
+	router bool            // fdb add/append/replace, neigh add/replace: the router flag
+	ip     netip.Addr      // neigh add/replace/del
 }
 
 // usageError is a command line vxlanctl cannot understand (exit status 2).
@@ -78,7 +95,7 @@ func usagef(format string, args ...any) error {
 
 // unsupported are bridge fdb keywords that make no sense for vxland.
 var unsupported = map[string]bool{
-	"vlan": true, "via": true, "router": true, "use": true, "extern_learn": true,
+	"vlan": true, "via": true, "use": true, "extern_learn": true,
 	"sticky": true, "src_vni": true, "nhid": true, "norefresh": true,
 	"activity_notify": true, "inactive": true, "stale": true, "reachable": true,
 }
@@ -135,7 +152,7 @@ func parseArgs(args []string) (*command, error) {
 		return &command{op: opHelp}, nil
 	}
 	if len(rest) == 0 {
-		return nil, usagef("missing command (fdb, stats, devs, reload or cluster)")
+		return nil, usagef("missing command (fdb, neigh, monitor, stats, devs, reload or cluster)")
 	}
 	var cmd *command
 	var err error
@@ -150,6 +167,10 @@ func parseArgs(args []string) (*command, error) {
 		cmd, err = parseQuery(opDevs, rest[1:])
 	case "reload":
 		cmd, err = parseQuery(opReload, rest[1:])
+	case "neigh", "neighbor", "neighbour":
+		cmd, err = parseNeigh(rest[1:])
+	case "monitor":
+		cmd, err = parseMonitor(rest[1:])
 	case "cluster":
 		args := rest[1:]
 		if len(args) > 0 && (args[0] == "show" || args[0] == "list") {
@@ -159,7 +180,7 @@ func parseArgs(args []string) (*command, error) {
 		}
 		cmd, err = parseQuery(opClusterShow, args)
 	default:
-		return nil, usagef("unknown command %q (want fdb, stats, devs, reload or cluster)", rest[0])
+		return nil, usagef("unknown command %q (want fdb, neigh, monitor, stats, devs, reload or cluster)", rest[0])
 	}
 	if err != nil {
 		return nil, err
@@ -288,6 +309,11 @@ func parseModify(o op, args []string) (*command, error) {
 			}
 		case "self":
 			// vxland's entries are the device's own, as "self" asks.
+		case "router":
+			if o == opFDBDel {
+				return nil, usagef("%s: router does not apply to a deletion", o)
+			}
+			cmd.router = true
 		case "master":
 			return nil, usagef("%s: master is not supported: vxland has no bridge, its entries are always self", o)
 		case "permanent", "local", "static", "temp", "dynamic":
@@ -338,4 +364,119 @@ func parseModify(o op, args []string) (*command, error) {
 func isUsage(err error) bool {
 	var u *usageError
 	return errors.As(err, &u)
+}
+
+// parseNeigh parses what follows "neigh", in ip-neighbour(8) syntax:
+// add|replace IP lladdr MAC dev TAP [router] [nud permanent], del IP dev
+// TAP, show [dev TAP]. A bare "neigh" shows.
+func parseNeigh(args []string) (*command, error) {
+	if len(args) == 0 {
+		return &command{op: opNeighShow}, nil
+	}
+	var o op
+	switch args[0] {
+	case "add":
+		o = opNeighAdd
+	case "replace", "change", "chg":
+		o = opNeighReplace
+	case "del", "delete":
+		o = opNeighDel
+	case "show", "list", "lst":
+		return parseQuery(opNeighShow, args[1:])
+	case "help":
+		return &command{op: opHelp}, nil
+	default:
+		return nil, usagef("unknown neigh command %q (want add, replace, del or show)", args[0])
+	}
+	cmd := &command{op: o}
+	var haveMAC bool
+	seen := map[string]bool{}
+	args = args[1:]
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		switch w {
+		case "lladdr", "dev", "nud", "to":
+			if i+1 >= len(args) {
+				return nil, usagef("%s: %s needs a value", o, w)
+			}
+			v := args[i+1]
+			i++
+			if seen[w] {
+				return nil, usagef("%s: %s given twice", o, w)
+			}
+			seen[w] = true
+			switch w {
+			case "lladdr":
+				if o == opNeighDel {
+					return nil, usagef("%s: lladdr does not apply to a deletion", o)
+				}
+				m, err := fdb.ParseMAC(v)
+				if err != nil {
+					return nil, usagef("%s: invalid lladdr %q (want six hex octets like 02:00:5e:10:00:01)", o, v)
+				}
+				cmd.mac, haveMAC = m, true
+			case "dev":
+				if err := control.CheckDevName(v); err != nil {
+					return nil, usagef("%s: %v", o, err)
+				}
+				cmd.dev = v
+			case "nud":
+				if v != "permanent" {
+					return nil, usagef("%s: nud %s: vxland's entries are always permanent", o, v)
+				}
+			case "to":
+				if err := cmd.setIP(o, v); err != nil {
+					return nil, err
+				}
+			}
+		case "router":
+			if o == opNeighDel {
+				return nil, usagef("%s: router does not apply to a deletion", o)
+			}
+			cmd.router = true
+		case "permanent":
+		case "help":
+			return &command{op: opHelp}, nil
+		default:
+			if err := cmd.setIP(o, w); err != nil {
+				return nil, err
+			}
+		}
+	}
+	switch {
+	case !cmd.ip.IsValid():
+		return nil, usagef("%s: missing address", o)
+	case cmd.dev == "":
+		return nil, usagef("%s: missing dev TAP", o)
+	case !haveMAC && o != opNeighDel:
+		return nil, usagef("%s: missing lladdr MAC", o)
+	}
+	return cmd, nil
+}
+
+// setIP takes the neighbour's address, once.
+func (cmd *command) setIP(o op, v string) error {
+	if cmd.ip.IsValid() {
+		return usagef("%s: unknown keyword %q", o, v)
+	}
+	ip, err := netip.ParseAddr(v)
+	if err != nil || ip.Zone() != "" {
+		return usagef("%s: invalid address %q (want an IPv4 or IPv6 address)", o, v)
+	}
+	cmd.ip = ip
+	return nil
+}
+
+// parseMonitor parses "monitor [all|neigh|fdb] [dev TAP]": vxland has one
+// stream, so the object words are accepted and ignored.
+func parseMonitor(args []string) (*command, error) {
+	var rest []string
+	for _, a := range args {
+		switch a {
+		case "all", "neigh", "fdb", "link":
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return parseQuery(opMonitor, rest)
 }

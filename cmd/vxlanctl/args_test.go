@@ -65,6 +65,17 @@ func TestParseArgsGood(t *testing.T) {
 		{"fdb help", command{op: opHelp}},
 		{"fdb add help", command{op: opHelp}},
 		{"fdb add 02:00:5e:10:00:01 --help", command{op: opHelp}},
+		{"fdb add 02:00:5e:10:00:01 dev vxl0 dst 192.0.2.2 router",
+			command{op: opFDBAdd, dev: "vxl0", mac: m, dst: remote("192.0.2.2", 0, nil), state: fdb.Permanent, router: true}},
+		{"neigh add 203.0.113.2 lladdr 02:00:5e:10:00:01 dev vxl0",
+			command{op: opNeighAdd, dev: "vxl0", mac: m, ip: netip.MustParseAddr("203.0.113.2")}},
+		{"neighbour replace dev vxl0 router lladdr 02:00:5e:10:00:01 nud permanent to 2001:db8::2",
+			command{op: opNeighReplace, dev: "vxl0", mac: m, ip: netip.MustParseAddr("2001:db8::2"), router: true}},
+		{"neigh del 203.0.113.2 dev vxl0", command{op: opNeighDel, dev: "vxl0", ip: netip.MustParseAddr("203.0.113.2")}},
+		{"neigh", command{op: opNeighShow}},
+		{"neigh show dev vxl0", command{op: opNeighShow, dev: "vxl0"}},
+		{"-j monitor", command{op: opMonitor, json: true}},
+		{"monitor all dev vxl0", command{op: opMonitor, dev: "vxl0"}},
 	}
 	for _, tt := range tests {
 		got, err := parseArgs(strings.Fields(tt.args))
@@ -120,6 +131,18 @@ func TestParseArgsBad(t *testing.T) {
 		{"fdb show dev vxl0 dev vxl1", "dev given twice"},
 		{"stats vxl0", `stats: unknown keyword "vxl0"`},
 		{"stats dev a/b", "invalid device name"},
+		{"fdb del 02:00:5e:10:00:01 dev vxl0 router", "router does not apply to a deletion"},
+		{"neigh add 203.0.113.2 dev vxl0", "neigh add: missing lladdr MAC"},
+		{"neigh add lladdr 02:00:5e:10:00:01 dev vxl0", "neigh add: missing address"},
+		{"neigh add 203.0.113.2 lladdr 02:00:5e:10:00:01", "neigh add: missing dev TAP"},
+		{"neigh add 203.0.113.2 lladdr 02:00:5e:10:00 dev vxl0", `invalid lladdr "02:00:5e:10:00"`},
+		{"neigh add 203.0.113.300 lladdr 02:00:5e:10:00:01 dev vxl0", `invalid address "203.0.113.300"`},
+		{"neigh add 203.0.113.2 203.0.113.3 lladdr 02:00:5e:10:00:01 dev vxl0", `unknown keyword "203.0.113.3"`},
+		{"neigh add 203.0.113.2 lladdr 02:00:5e:10:00:01 dev vxl0 nud reachable", "always permanent"},
+		{"neigh del 203.0.113.2 lladdr 02:00:5e:10:00:01 dev vxl0", "lladdr does not apply to a deletion"},
+		{"neigh flush dev vxl0", `unknown neigh command "flush"`},
+		{"monitor dev", "dev needs a device name"},
+		{"monitor route", `monitor: unknown keyword "route"`},
 	}
 	for _, tt := range tests {
 		cmd, err := parseArgs(strings.Fields(tt.args))

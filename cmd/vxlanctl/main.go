@@ -5,6 +5,9 @@
 //
 //	vxlanctl fdb add|append|replace|del MAC dev TAP [dst IP] [port N] [vni N] [self] [permanent|static|dynamic]
 //	vxlanctl fdb show [dev TAP]
+//	vxlanctl neigh add|replace|del IP [lladdr MAC] dev TAP [router]
+//	vxlanctl neigh show [dev TAP]
+//	vxlanctl monitor [dev TAP]
 //	vxlanctl stats [dev TAP]
 //	vxlanctl devs [dev TAP]
 //	vxlanctl reload [dev TAP]
@@ -22,6 +25,7 @@ import (
 	"syscall"
 
 	"github.com/vxland/vxland/control"
+	"github.com/vxland/vxland/fdb"
 )
 
 // Exit statuses.
@@ -41,6 +45,10 @@ Commands:
   vxlanctl fdb replace MAC dev TAP dst IP [port N] [vni N] [self] [STATE]
   vxlanctl fdb del     MAC dev TAP [dst IP [port N] [vni N]]
   vxlanctl fdb show    [dev TAP]
+  vxlanctl neigh add|replace IP lladdr MAC dev TAP [router]
+  vxlanctl neigh del   IP dev TAP
+  vxlanctl neigh show  [dev TAP]
+  vxlanctl monitor     [dev TAP]
   vxlanctl stats       [dev TAP]
   vxlanctl devs        [dev TAP]
   vxlanctl reload      [dev TAP]
@@ -56,6 +64,19 @@ Commands:
                entry
   fdb show     list the forwarding database as bridge fdb show does, one line
                per destination
+  neigh add    add a neighbour entry IP -> MAC that vxland keeps beside the
+               host's neighbour entries on the TAP; with proxy, ARP requests
+               and Neighbor Solicitations for IP are answered with MAC; with
+               rsc, routed frames to IP go straight to MAC
+  neigh replace  the same, overwriting an entry vxland keeps
+  neigh del    remove an entry vxland keeps (the host's own go with ip neigh del)
+  neigh show   list the neighbour table as ip neigh show does: vxland's
+               entries (PERMANENT), then the host's ("proto host")
+  monitor      print events as they happen, one line each, until interrupted:
+               "l2miss MAC dev TAP vni N", "l3miss IP dev TAP vni N",
+               forwarding changes as bridge monitor fdb prints them, and
+               "lost N events dev TAP vni N" when the daemon dropped events
+               this monitor did not read in time
   stats        show the daemon's packet counters
   devs         list the devices the daemons serve: name, VNI, UDP port
   reload       make the daemon re-read its --config file and apply the
@@ -74,13 +95,20 @@ Arguments (keywords may come in any order after MAC):
   STATE      permanent (the default, as with bridge fdb add), static or
              dynamic; dynamic entries age out, the others never do
   self       accepted for bridge compatibility; vxland's entries are always self
+  router     the MAC is a router's (bridge fdb's and ip neigh's "router"): with
+             rsc, IP frames sent to it are readdressed to the neighbour of
+             their destination; a Neighbor Advertisement for it says router
+  lladdr MAC the neighbour's Ethernet address
 
 Options:
-  -j, --json     fdb show, stats, devs and cluster show print JSON (as bridge
-                 -j): fdb show an array of {mac, ifname, dst, port, vni, flags,
-                 state, owner}, stats an array of {dev, vni, port, counters:
-                 {name: value}}, devs an array of {ifname, vni, port}, cluster
-                 show an array of the daemons' status
+  -j, --json     fdb show, neigh show, stats, devs and cluster show print JSON
+                 (as bridge -j): fdb show an array of {mac, ifname, dst, port,
+                 vni, flags, state, owner}, neigh show an array of {dst, dev,
+                 lladdr, router, state, source}, stats an array of {dev, vni,
+                 port, counters: {name: value}}, devs an array of {ifname, vni,
+                 port}, cluster show an array of the daemons' status; monitor
+                 one object per line: {event, dev, vni, port, mac, ip, action,
+                 dst: {ip, port, vni}, state, router, lost}
   -n NETNS       talk to the daemons of network namespace NETNS (a name from
                  'ip netns', or a path like /proc/PID/ns/net), as bridge -n
   --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
@@ -112,6 +140,11 @@ Examples:
 
   vxlanctl fdb show dev vxl0
   vxlanctl stats
+
+  # with proxy: answer ARP for 203.0.113.2 with 02:00:5e:10:00:02, and
+  # follow the misses a controller should answer
+  vxlanctl neigh add 203.0.113.2 lladdr 02:00:5e:10:00:02 dev vxl0
+  vxlanctl monitor dev vxl0
 
 Exit status: 0 success, 1 the daemon refused the request or no daemon
 answered, 2 usage error.
@@ -177,14 +210,49 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 		defer c.Close()
 		switch cmd.op {
 		case opFDBAdd:
-			return c.FDBAdd(cmd.dev, cmd.mac, *cmd.dst, cmd.state)
+			return c.FDBSet(fdb.OpAdd, cmd.dev, cmd.mac, *cmd.dst, cmd.state, cmd.router)
 		case opFDBAppend:
-			return c.FDBAppend(cmd.dev, cmd.mac, *cmd.dst, cmd.state)
+			return c.FDBSet(fdb.OpAppend, cmd.dev, cmd.mac, *cmd.dst, cmd.state, cmd.router)
 		case opFDBReplace:
-			return c.FDBReplace(cmd.dev, cmd.mac, *cmd.dst, cmd.state)
+			return c.FDBSet(fdb.OpReplace, cmd.dev, cmd.mac, *cmd.dst, cmd.state, cmd.router)
 		default:
 			return c.FDBDel(cmd.dev, cmd.mac, cmd.dst)
 		}
+	case opNeighAdd, opNeighReplace, opNeighDel:
+		c, err := connect(cmd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		switch cmd.op {
+		case opNeighAdd:
+			return c.NeighAdd(cmd.dev, cmd.ip, cmd.mac, cmd.router)
+		case opNeighReplace:
+			return c.NeighReplace(cmd.dev, cmd.ip, cmd.mac, cmd.router)
+		default:
+			return c.NeighDel(cmd.dev, cmd.ip)
+		}
+	case opNeighShow:
+		var all []control.DeviceNeigh
+		err := eachDaemon(cmd, stderr, func(c *control.Client) error {
+			devs, err := c.NeighShow(cmd.dev)
+			all = append(all, devs...)
+			return err
+		})
+		if cmd.json {
+			if werr := control.WriteNeighJSON(stdout, all); werr != nil {
+				return werr
+			}
+			return err
+		}
+		for _, d := range all {
+			if werr := control.FormatNeigh(stdout, d, cmd.dev == ""); werr != nil {
+				return werr
+			}
+		}
+		return err
+	case opMonitor:
+		return monitor(cmd, stdout, stderr)
 	case opFDBShow:
 		var all []control.DeviceFDB
 		err := eachDaemon(cmd, stderr, func(c *control.Client) error {

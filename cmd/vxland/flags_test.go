@@ -203,6 +203,7 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
 		"keyfile": "k.pem", "lease_ttl": "5", "members_only": "false", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
 		"allow_remote": "198.51.100.0/24",
+		"proxy":        "true", "l2miss": "true", "l3miss": "true", "rsc": "true",
 	}
 	bad := map[string]string{
 		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",

@@ -21,6 +21,7 @@ import (
 	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/link"
+	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/overlay"
 	"github.com/vxland/vxland/stats"
 )
@@ -156,6 +157,10 @@ func (d *daemon) close() {
 	d.mu.Lock()
 	d.closed = true
 	ctls, eps, handles := d.ctls, d.eps, d.handles
+	for _, r := range d.vnis {
+		close(r.stop)
+	}
+	clear(d.vnis)
 	d.mu.Unlock()
 	d.cluster.Load().close() // first: the others drop this node while it still forwards
 	for _, c := range ctls {
@@ -261,6 +266,7 @@ func (s *vniSetup) segmentConfig() dataplane.SegmentConfig {
 		VNI: v.ID, TAP: v.TAP, MAC: [6]byte(s.mac), Table: s.table,
 		Learning: v.Learning, LearnRate: v.LearnRate, TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit,
 		Offload: v.Offload, MTU: s.mtu, Group: v.Group, InNetns: s.h.Do,
+		Proxy: v.Proxy, L2Miss: v.L2Miss, L3Miss: v.L3Miss, RSC: v.RSC,
 	}
 	if s.local != nil {
 		sc.Frames = s.local // the endpoints behind the TAP
@@ -320,22 +326,31 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	if path == "" {
 		path = control.SocketPath(seg.TAPName())
 	}
+	idx, err := s.h.Index(seg.TAPName())
+	if err != nil {
+		return err
+	}
 	counters := seg.Stats
 	if s.local != nil {
 		counters = d.joinCluster(s, seg)
 	}
 	ctl, err := control.Listen(path, &control.Device{
 		Name: seg.TAPName(), VNI: v.ID, Port: v.Port, FDB: s.table, Stats: counters,
+		Neigh: seg.Neigh(), Events: seg.Events(),
 	})
 	if err != nil {
 		return err // already says "control: ..."
 	}
+	// The proxy reads the host's neighbour entries on the TAP, as the
+	// kernel's reads those of the vxlan device.
+	stop := make(chan struct{})
+	go neigh.Follow(seg.Neigh(), s.h.SubscribeNeigh, idx, stop, log.Printf)
 	d.ctls = append(d.ctls, ctl)
 	ctl.Reload = d.reload
 	if d.running.ClusterMode() {
 		ctl.ClusterShow = d.clusterShow // the daemon's status, on every socket
 	}
-	d.vnis[identityOf(v)] = &vniRun{v: *v, ep: ep, seg: seg, ctl: ctl, table: s.table, netns: s.netns}
+	d.vnis[identityOf(v)] = &vniRun{v: *v, ep: ep, seg: seg, ctl: ctl, table: s.table, netns: s.netns, stop: stop}
 	go func() {
 		if err := ctl.Serve(); err != nil {
 			log.Printf("control socket %s: %v", path, err)

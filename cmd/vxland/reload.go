@@ -52,7 +52,8 @@ type vniRun struct {
 	seg   *dataplane.Segment
 	ctl   *control.Server
 	table *fdb.Table
-	netns *link.Handle // the handle opened for --netns, or nil
+	netns *link.Handle  // the handle opened for --netns, or nil
+	stop  chan struct{} // ends the follower of the host's neighbour entries
 }
 
 // sameButLive reports whether old and new differ only in the keys a
@@ -63,6 +64,7 @@ func sameButLive(old, new config.VNI) bool {
 	new.Remotes, new.TTL, new.TTLInherit, new.TOS, new.TOSInherit, new.Learning, new.LearnRate =
 		old.Remotes, old.TTL, old.TTLInherit, old.TOS, old.TOSInherit, old.Learning, old.LearnRate
 	new.AllowRemote = old.AllowRemote
+	new.Proxy, new.L2Miss, new.L3Miss, new.RSC = old.Proxy, old.L2Miss, old.L3Miss, old.RSC
 	return reflect.DeepEqual(old, new)
 }
 
@@ -203,6 +205,7 @@ func (d *daemon) retune(r *vniRun, v *config.VNI) error {
 	r.seg.SetTuning(dataplane.Tuning{
 		TTL: v.TTL, TTLInherit: v.TTLInherit, TOS: v.TOS, TOSInherit: v.TOSInherit, Learning: v.Learning,
 		LearnRate: v.LearnRate,
+		Proxy:     v.Proxy, L2Miss: v.L2Miss, L3Miss: v.L3Miss, RSC: v.RSC,
 	})
 	r.v = *v
 	return nil
@@ -213,6 +216,7 @@ func (d *daemon) retune(r *vniRun, v *config.VNI) error {
 // when it served nothing else. Call with d.mu held.
 func (d *daemon) removeVNI(id vniIdentity, r *vniRun) error {
 	delete(d.vnis, id)
+	close(r.stop)
 	r.ctl.Detach()
 	d.ctls = removeItem(d.ctls, r.ctl)
 	left, err := r.ep.RemoveSegment(r.seg)

@@ -18,9 +18,10 @@ import (
 // bad checksum); it is not a speed requirement.
 const transferIdle = 30 * time.Second
 
-// ErrConnect marks a TryTCPTransfer that failed before any byte moved: the
-// connection could not be opened.
-var ErrConnect = errors.New("connect")
+// ErrNotStarted marks a TryTCPTransfer that failed before any byte moved:
+// the server could not listen on its address or the client could not
+// connect (a path that does not exist at the moment).
+var ErrNotStarted = errors.New("not started")
 
 // TransferResult describes a finished TCPTransfer.
 type TransferResult struct {
@@ -64,7 +65,7 @@ func TryTCPTransfer(client, server *NS, serverIP string, nbytes int) (TransferRe
 		ln = l.(*net.TCPListener)
 		return nil
 	}); err != nil {
-		return TransferResult{}, fmt.Errorf("testnet: TCPTransfer: listen on %s in %s: %w", serverIP, server.Name, err)
+		return TransferResult{}, fmt.Errorf("testnet: TCPTransfer: %w: listen on %s in %s: %w", ErrNotStarted, serverIP, server.Name, err)
 	}
 	defer ln.Close()
 	addr := ln.Addr().String()
@@ -105,7 +106,7 @@ func TryTCPTransfer(client, server *NS, serverIP string, nbytes int) (TransferRe
 	}); err != nil {
 		ln.Close()
 		<-sinkc
-		return TransferResult{}, fmt.Errorf("testnet: TCPTransfer: %w from %s to %s: %w", ErrConnect, client.Name, addr, err)
+		return TransferResult{}, fmt.Errorf("testnet: TCPTransfer: %w: connect from %s to %s: %w", ErrNotStarted, client.Name, addr, err)
 	}
 	defer conn.Close()
 
