@@ -269,8 +269,11 @@ func FormatNeigh(w io.Writer, d DeviceNeigh, showDev bool) error {
 			bw.WriteString(" router")
 		}
 		bw.WriteString(" " + neigh.StateName(e.State))
-		if e.Source == neigh.Host {
+		switch e.Source {
+		case neigh.Host:
 			bw.WriteString(" proto host")
+		case neigh.Owned:
+			bw.WriteString(" proto " + string(e.Owner))
 		}
 		bw.WriteString("\n")
 	}
@@ -288,6 +291,8 @@ type JSONNeigh struct {
 	LLAddr string `json:"lladdr"`
 	Router bool   `json:"router,omitempty"`
 	State  string `json:"state"`
+	// Source is "control", "host", or the control plane that installed
+	// the entry ("cluster").
 	Source string `json:"source"`
 }
 
@@ -297,8 +302,12 @@ func WriteNeighJSON(w io.Writer, devs []DeviceNeigh) error {
 	out := []JSONNeigh{}
 	for _, d := range devs {
 		for _, e := range d.Entries {
+			src := e.Source.String()
+			if e.Source == neigh.Owned {
+				src = string(e.Owner) // the control plane's name
+			}
 			out = append(out, JSONNeigh{Dst: e.IP.String(), Dev: d.Name, LLAddr: e.MAC.String(),
-				Router: e.Router, State: neigh.StateName(e.State), Source: e.Source.String()})
+				Router: e.Router, State: neigh.StateName(e.State), Source: src})
 		}
 	}
 	return writeJSON(w, out)

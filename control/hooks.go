@@ -69,7 +69,11 @@ func (s *Server) neighModify(req *request) reply {
 func wireNeighs(es []neigh.Entry) []wireNeigh {
 	out := make([]wireNeigh, len(es))
 	for i, e := range es {
-		out[i] = wireNeigh{IP: e.IP, LLAddr: e.MAC, Router: e.Router, State: neigh.StateName(e.State), Source: e.Source.String()}
+		src := e.Source.String()
+		if e.Source == neigh.Owned {
+			src = string(e.Owner) // the control plane's name
+		}
+		out[i] = wireNeigh{IP: e.IP, LLAddr: e.MAC, Router: e.Router, State: neigh.StateName(e.State), Source: src}
 	}
 	return out
 }
@@ -298,8 +302,12 @@ func (c *Client) NeighShow(dev string) ([]DeviceNeigh, error) {
 		d := DeviceNeigh{Name: wd.Name, VNI: wd.VNI}
 		for _, wn := range wd.Neigh {
 			e := neigh.Entry{IP: wn.IP, MAC: wn.LLAddr, Router: wn.Router, State: stateNUD(wn.State)}
-			if wn.Source == neigh.Host.String() {
+			switch wn.Source {
+			case neigh.Host.String():
 				e.Source = neigh.Host
+			case neigh.Control.String():
+			default: // a control plane's name
+				e.Source, e.Owner = neigh.Owned, fdb.Owner(wn.Source)
 			}
 			d.Entries = append(d.Entries, e)
 		}

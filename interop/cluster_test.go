@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxland/vxland/internal/testnet"
@@ -469,4 +470,37 @@ func TestClusterMembersOnlyOff(t *testing.T) {
 		t.Errorf("rx_not_member %d, fdb_learned %d", st["rx_not_member"], st["fdb_learned"])
 	}
 	fdbHas(t, d1, time.Second, []string{macOf(t, h9, "vxlan40") + " dst 192.0.2.9 self\n"}, nil)
+}
+
+// TestClusterProxy: with --proxy, a member answers ARP for the other
+// members' TAP addresses itself, from the neighbour entries the cluster
+// installed: no ARP request crosses the underlay, and vxlanctl neigh show
+// names the cluster as their source.
+func TestClusterProxy(t *testing.T) {
+	w := newClusterWorld(t)
+	h1, h2 := w.host(1), w.host(2)
+	d1 := w.member(h1, 1, "--addr", "203.0.113.1/24", "--proxy")
+	w.member(h2, 2, "--addr", "203.0.113.2/24", "--proxy")
+	m2 := macOf(t, h2, "vx0")
+	testnet.Eventually(t, 20*time.Second, func() error {
+		out, err := d1.ctlTry("neigh", "show", "dev", "vx0")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "203.0.113.2 lladdr "+m2+" PERMANENT proto cluster") {
+			return fmt.Errorf("neigh show:\n%s", out)
+		}
+		return nil
+	})
+	capture := h2.Capture(t, "ul0", "udp port 4789")
+	h1.Exec(t, "ip", "neigh", "flush", "dev", "vx0")
+	h1.Ping(t, "203.0.113.2", 3)
+	if n := d1.stats(t)["proxy_answered"]; n == 0 {
+		t.Errorf("proxy_answered 0: the ARP request was not answered locally")
+	}
+	for _, p := range capture.Stop() {
+		if l := p.Layer(layers.LayerTypeARP); l != nil {
+			t.Errorf("an ARP packet crossed the underlay: %v", p)
+		}
+	}
 }

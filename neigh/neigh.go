@@ -45,12 +45,18 @@ const (
 	Control Source = iota
 	// Host entries mirror the host's neighbour table on the TAP.
 	Host
+	// Owned entries were installed by a control plane (the cluster, BGP
+	// EVPN) with Sync; Entry.Owner names it.
+	Owned
 )
 
-// String returns "control" or "host".
+// String returns "control", "host" or "owned".
 func (s Source) String() string {
-	if s == Host {
+	switch s {
+	case Host:
 		return "host"
+	case Owned:
+		return "owned"
 	}
 	return "control"
 }
@@ -63,6 +69,8 @@ type Entry struct {
 	// "router", NTF_ROUTER): an NA answering for it has the router flag.
 	Router bool
 	Source Source
+	// Owner is the control plane of an Owned entry.
+	Owner fdb.Owner
 	// State is the entry's neighbour state, a NUD_* value: NUDPermanent
 	// for control entries, the host's for host entries.
 	State uint16
@@ -110,7 +118,8 @@ type table = map[netip.Addr]Entry
 // create it with New. All methods are safe for concurrent use.
 type Table struct {
 	ctl, host atomic.Pointer[table]
-	mu        sync.Mutex // serialises writers
+	owned     atomic.Pointer[table] // installed by control planes (Sync)
+	mu        sync.Mutex            // serialises writers
 }
 
 // New returns an empty table.
@@ -119,17 +128,64 @@ func New() *Table {
 	empty := table{}
 	t.ctl.Store(&empty)
 	t.host.Store(&empty)
+	t.owned.Store(&empty)
 	return t
 }
 
 // Lookup returns the entry for ip: the control entry if there is one,
-// else the host's. It takes no lock and does not allocate.
+// else a control plane's (Owned), else the host's. It takes no lock and
+// does not allocate.
 func (t *Table) Lookup(ip netip.Addr) (Entry, bool) {
 	if e, ok := (*t.ctl.Load())[ip]; ok {
 		return e, true
 	}
+	if e, ok := (*t.owned.Load())[ip]; ok {
+		return e, true
+	}
 	e, ok := (*t.host.Load())[ip]
 	return e, ok
+}
+
+// Sync makes owner's entries exactly want (IP -> MAC), each PERMANENT:
+// what a control plane knows of its members' addresses. Other owners'
+// entries stay, and an address another owner holds is left to it; control
+// entries (vxlanctl neigh) still win over owned ones at Lookup, owned ones
+// over the host's. Invalid bindings are skipped; the first is returned
+// (wrapped ErrInvalid) after the rest is installed.
+func (t *Table) Sync(owner fdb.Owner, want map[netip.Addr]fdb.MAC) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.owned.Load()
+	m := make(table, len(old)+len(want))
+	for ip, e := range old {
+		if e.Owner != owner {
+			m[ip] = e
+		}
+	}
+	var bad error
+	for ip, mac := range want {
+		ip = ip.Unmap()
+		if err := Check(ip, mac); err != nil {
+			if bad == nil {
+				bad = fmt.Errorf("neigh: sync %s: %w", ip, err)
+			}
+			continue
+		}
+		if _, taken := m[ip]; !taken {
+			m[ip] = Entry{IP: ip, MAC: mac, Source: Owned, Owner: owner, State: NUDPermanent}
+		}
+	}
+	same := len(m) == len(old)
+	for ip, e := range m {
+		if o, ok := old[ip]; !ok || o != e {
+			same = false
+			break
+		}
+	}
+	if !same {
+		t.owned.Store(&m)
+	}
+	return bad
 }
 
 // Check validates an entry's addresses.
@@ -238,11 +294,12 @@ func (t *Table) ClearHost() {
 	t.host.Store(&empty)
 }
 
-// Entries returns every entry, control entries first, each group sorted
-// by address. A host entry shadowed by a control entry is listed too.
+// Entries returns every entry, control entries first, then owned ones,
+// then the host's, each group sorted by address. Shadowed entries are
+// listed too.
 func (t *Table) Entries() []Entry {
 	var out []Entry
-	for _, p := range []*atomic.Pointer[table]{&t.ctl, &t.host} {
+	for _, p := range []*atomic.Pointer[table]{&t.ctl, &t.owned, &t.host} {
 		m := *p.Load()
 		start := len(out)
 		for _, e := range m {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -137,5 +138,51 @@ func TestLookupNoAllocation(t *testing.T) {
 		tb.Lookup(ip6A)
 	}); n != 0 {
 		t.Errorf("%v allocations per lookup", n)
+	}
+}
+
+// TestSync checks a control plane's entries: installed and replaced by
+// content, other owners' kept, shadowed by control entries and shadowing
+// the host's, invalid bindings refused.
+func TestSync(t *testing.T) {
+	tb := New()
+	a1, a2, a3 := netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("203.0.113.3")
+	m1, m2 := fdb.MAC{2, 0, 0, 0, 0, 1}, fdb.MAC{2, 0, 0, 0, 0, 2}
+	tb.SetHost(a2, m1, false, NUDReachable)
+	if err := tb.Sync("cluster", map[netip.Addr]fdb.MAC{a1: m1, a2: m2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Sync("evpn", map[netip.Addr]fdb.MAC{a2: m1, a3: m1}); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := tb.Lookup(a2); !ok || e.MAC != m2 || e.Source != Owned || e.Owner != "cluster" || !e.Usable() {
+		t.Fatalf("owned entry %+v, host's shadowed", e)
+	}
+	if e, _ := tb.Lookup(a3); e.Owner != "evpn" {
+		t.Fatalf("other owner's entry %+v", e)
+	}
+	if err := tb.Add(a1, m2, false); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := tb.Lookup(a1); e.Source != Control || e.MAC != m2 {
+		t.Fatalf("control entry does not win: %+v", e)
+	}
+	// The cluster's set shrinks: its a2 goes, the host's shows again.
+	err := tb.Sync("cluster", map[netip.Addr]fdb.MAC{a1: m1, netip.MustParseAddr("224.0.0.1"): m1})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("multicast binding: %v", err)
+	}
+	if e, _ := tb.Lookup(a2); e.Source != Host {
+		t.Fatalf("after the owner dropped it: %+v", e)
+	}
+	// Listed: the control entry, the owned ones (the cluster's a1 shadowed
+	// by it, evpn's a3), the host's.
+	var got []string
+	for _, e := range tb.Entries() {
+		got = append(got, e.IP.String()+" "+e.Source.String()+" "+string(e.Owner))
+	}
+	want := []string{"203.0.113.1 control ", "203.0.113.1 owned cluster", "203.0.113.3 owned evpn", "203.0.113.2 host "}
+	if !slices.Equal(got, want) {
+		t.Fatalf("entries %q, want %q", got, want)
 	}
 }

@@ -60,6 +60,7 @@ func (d *daemon) joinCluster(s *vniSetup, seg *dataplane.Segment) func() []stats
 	ic := overlay.InstallerConfig{
 		Owner: cluster.Owner, VNI: v.ID, Table: s.table,
 		Self: fdb.MAC(s.mac), SelfAddr: v.Local.Unmap(),
+		Neighbours: seg.Neigh(), // what the proxy and rsc answer from
 	}
 	if d.running.Cluster.MembersOnly {
 		seg.SetMembers([]netip.Addr{})
