@@ -18,6 +18,9 @@ import (
 	"github.com/vxland/vxland/stats"
 )
 
+// Owner owns the forwarding entries flannel mode installs.
+const Owner = "flannel"
+
 // Lease timing, as flanneld's: a subnet lease lives 24 hours and is renewed
 // an hour before it expires.
 const (

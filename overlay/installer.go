@@ -44,6 +44,11 @@ type InstallerConfig struct {
 	Neighbours Neighbours
 	// Members, when set, receives the peers' underlay addresses.
 	Members Members
+	// NoFlood leaves the all-zeros flood list alone: the source's peers
+	// receive no broadcast, multicast or unknown unicast (flannel's
+	// devices have no all-zeros entry; its hosts route, they never ARP
+	// across).
+	NoFlood bool
 }
 
 // Installer reconciles the desired remote state of one VNI from one source
@@ -146,6 +151,9 @@ func (in *Installer) Apply(peers []Peer) error {
 	}
 
 	t, owner := in.cfg.Table, in.cfg.Owner
+	if in.cfg.NoFlood {
+		floods = nil
+	}
 	if err := t.Sync(owner, fdb.Zero, floods, fdb.Static); err != nil {
 		errs = append(errs, in.count(err))
 	}

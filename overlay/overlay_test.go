@@ -268,3 +268,19 @@ func TestInstallerPeerWithoutTAPMAC(t *testing.T) {
 		}
 	}
 }
+
+// NoFlood installs a source's entries without a flood list (flannel mode).
+func TestInstallerNoFlood(t *testing.T) {
+	tab := fdb.New(fdb.Options{})
+	in := overlay.NewInstaller(overlay.InstallerConfig{Owner: "flannel", VNI: 1, Table: tab, NoFlood: true})
+	peer := overlay.Peer{ID: "198.51.100.32/27", VTEP: overlay.VTEP{Addr: netip.MustParseAddr("192.0.2.2"), Port: 8472, MAC: fdb.MAC{2, 0, 0, 0, 0, 2}}}
+	if err := in.Apply([]overlay.Peer{peer}); err != nil {
+		t.Fatal(err)
+	}
+	if d := tab.Defaults(); len(d) != 0 {
+		t.Errorf("flood list %v, want none", d)
+	}
+	if d := tab.Lookup(peer.VTEP.MAC); len(d) != 1 || d[0].IP != peer.VTEP.Addr || d[0].Port != 8472 {
+		t.Errorf("entry of the peer's MAC: %v", d)
+	}
+}

@@ -12,10 +12,13 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/vxland/vxland/config"
+	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/flannel"
 	"github.com/vxland/vxland/internal/etcdconn"
 	"github.com/vxland/vxland/link"
+	"github.com/vxland/vxland/overlay"
+	"github.com/vxland/vxland/stats"
 )
 
 // flannelJoinTimeout bounds reading the network and leasing a subnet at
@@ -32,6 +35,9 @@ type flannelNode struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	closed bool
+
+	vni       *config.VNI        // the VNI served, once attached
+	installer *overlay.Installer // its forwarding entries, once attached
 }
 
 // joinFlannel reads the flannel network configuration from etcd, leases a
@@ -106,10 +112,29 @@ func joinFlannel(cfg *config.Config) (_ *flannelNode, err error) {
 	return &flannelNode{cli: cli, agent: agent}, nil
 }
 
-// run follows the other nodes once the TAP exists: their forwarding
-// entries in table, their neighbour entries and routes in the host. A
-// lease lost for good ends the daemon through stop.
-func (f *flannelNode) run(v *config.VNI, table *fdb.Table, stop chan<- error) error {
+// attach takes the flannel VNI once its TAP exists: an installer owns the
+// forwarding entries of the other nodes in its table (no flood list, as
+// flanneld's device has none). It returns the VNI's counters: the
+// segment's, the installer's and the agent's.
+func (f *flannelNode) attach(d *daemon, s *vniSetup, seg *dataplane.Segment) func() []stats.Value {
+	f.vni, f.installer = s.v, overlay.NewInstaller(overlay.InstallerConfig{
+		Owner: flannel.Owner, VNI: s.v.ID, Table: s.table,
+		Self: fdb.MAC(s.mac), SelfAddr: s.v.Local.Unmap(), NoFlood: true,
+	})
+	in, agent := f.installer, f.agent
+	d.vniStats[seg] = func() []stats.Value {
+		return append(append(seg.Counters(), in.Stats()...), agent.Stats()...)
+	}
+	return func() []stats.Value {
+		return append(append(seg.Stats(), in.Stats()...), agent.Stats()...)
+	}
+}
+
+// run follows the other nodes once the VNI is attached: their forwarding
+// entries through the installer, their neighbour entries and routes in
+// the host. A lease lost for good ends the daemon through stop.
+func (f *flannelNode) run(stop chan<- error) error {
+	v := f.vni
 	nl, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("flannel: netlink: %w", err)
@@ -121,7 +146,7 @@ func (f *flannelNode) run(v *config.VNI, table *fdb.Table, stop chan<- error) er
 	}
 	f.nl = nl
 	f.host = flannel.NewHost(nl, tap.Attrs().Index, f.agent.Network().DirectRouting)
-	sink := &flannelSink{host: f.host, table: table, vni: v.ID, port: v.Port, applied: map[fdb.MAC]netip.Addr{}}
+	sink := &flannelSink{host: f.host, installer: f.installer, port: v.Port}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel, f.done = cancel, make(chan struct{})
 	go func() {
@@ -157,46 +182,26 @@ func (f *flannelNode) close() {
 	f.cli.Close()
 }
 
-// flannelSink installs the other nodes' leases: a static forwarding entry
-// VtepMAC -> PublicIP for each one reached through the tunnel (the old
-// entry goes when a VtepMAC changes, which flanneld forgets), then the
-// host's neighbour entries and routes.
+// flannelSink installs the other nodes' leases: through the installer, a
+// forwarding entry VtepMAC -> PublicIP owned by flannel for each node
+// reached through the tunnel (when a VtepMAC changes the old entry goes,
+// which flanneld forgets), then the host's neighbour entries and routes.
 type flannelSink struct {
-	host    *flannel.Host
-	table   *fdb.Table
-	vni     uint32
-	port    uint16
-	applied map[fdb.MAC]netip.Addr
+	host      *flannel.Host
+	installer *overlay.Installer
+	port      uint16
 }
 
 func (s *flannelSink) SetLeases(leases []flannel.Lease) error {
-	want := map[fdb.MAC]netip.Addr{}
+	peers := make([]overlay.Peer, 0, len(leases))
 	for _, l := range leases {
-		if !s.host.Direct(l) {
-			want[fdb.MAC(l.VtepMAC)] = l.PublicIP
-		}
-	}
-	var errs []error
-	for mac, ip := range s.applied {
-		if want[mac] != ip {
-			if err := s.table.Del(mac, nil); err != nil && !errors.Is(err, fdb.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("fdb del %s: %w", mac, err))
-			}
-			delete(s.applied, mac)
-		}
-	}
-	for mac, ip := range want {
-		if _, ok := s.applied[mac]; ok {
+		if s.host.Direct(l) {
 			continue
 		}
-		if err := s.table.Replace(mac, fdb.Dest{IP: ip, Port: s.port, VNI: s.vni}, fdb.Static); err != nil {
-			errs = append(errs, fmt.Errorf("fdb %s dst %s: %w", mac, ip, err))
-			continue
-		}
-		s.applied[mac] = ip
+		peers = append(peers, overlay.Peer{
+			ID:   l.Subnet.String(),
+			VTEP: overlay.VTEP{Addr: l.PublicIP, Port: s.port, MAC: fdb.MAC(l.VtepMAC)},
+		})
 	}
-	if err := s.host.Apply(leases); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return errors.Join(s.installer.Apply(peers), s.host.Apply(leases))
 }

@@ -78,14 +78,13 @@ func run(cfg *config.Config) int {
 		}
 		defer fl.close() // after a failed start; otherwise already closed
 	}
-	d, err := start(cfg)
+	d, err := start(cfg, fl)
 	if err != nil {
 		log.Print(err)
 		return 2
 	}
 	if fl != nil {
-		v := &cfg.VNIs[0]
-		if err := fl.run(v, d.vnis[identityOf(v)].table, d.done); err != nil {
+		if err := fl.run(d.done); err != nil {
 			log.Print(err)
 			d.close()
 			return 2
@@ -147,6 +146,7 @@ type daemon struct {
 	// vniStats are the counters of the segments with more than their own
 	// (a cluster VNI's installer and local view), for the metrics.
 	vniStats map[*dataplane.Segment]func() []stats.Value
+	flannel  *flannelNode               // flannel mode's membership, or nil
 	cluster  atomic.Pointer[clusterRun] // the etcd agent, nil without a cluster
 }
 
@@ -186,8 +186,9 @@ type vniSetup struct {
 }
 
 // start opens every endpoint and TAP, configures the TAPs and opens the
-// control sockets. On error everything opened so far is closed again.
-func start(cfg *config.Config) (_ *daemon, err error) {
+// control sockets; fl, when not nil, is the flannel membership that takes
+// the VNI. On error everything opened so far is closed again.
+func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 	d := &daemon{
 		file: cfg.Source, running: cfg,
 		vnis:     map[vniIdentity]*vniRun{},
@@ -195,6 +196,7 @@ func start(cfg *config.Config) (_ *daemon, err error) {
 		retired:  map[*dataplane.Endpoint]bool{},
 		vniStats: map[*dataplane.Segment]func() []stats.Value{},
 		done:     make(chan error, 1),
+		flannel:  fl,
 	}
 	defer func() {
 		if err != nil {
@@ -331,8 +333,11 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 		return err
 	}
 	counters := seg.Stats
-	if s.local != nil {
+	switch {
+	case s.local != nil:
 		counters = d.joinCluster(s, seg)
+	case d.flannel != nil:
+		counters = d.flannel.attach(d, s, seg)
 	}
 	ctl, err := control.Listen(path, &control.Device{
 		Name: seg.TAPName(), VNI: v.ID, Port: v.Port, FDB: s.table, Stats: counters,
