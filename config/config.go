@@ -80,6 +80,8 @@ type Config struct {
 	// Cluster is cluster mode's settings (the [cluster] table); start
 	// from NewCluster.
 	Cluster Cluster
+	// BGP is BGP EVPN's settings (the [bgp] table); start from NewBGP.
+	BGP BGP
 	// VNIs are the segments, in file order. Error messages count them
 	// from 1 ("entry 1").
 	VNIs []VNI
@@ -259,6 +261,7 @@ func DefaultTAP(id uint32) string {
 // TTL, learning off in the VNIs that join unless set).
 func (c *Config) FillDefaults() {
 	c.clusterDefaults()
+	c.bgpDefaults()
 	if c.Flannel.Enable {
 		if c.Etcd.Prefix == "" {
 			c.Etcd.Prefix = DefaultFlannelPrefix

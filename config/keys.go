@@ -52,7 +52,7 @@ const (
 
 // Sections are the tables other than [[vni]] and [defaults], in the order
 // of the documentation.
-var Sections = []Section{SectionDaemon, SectionEtcd, SectionCluster, SectionFlannel}
+var Sections = []Section{SectionDaemon, SectionEtcd, SectionCluster, SectionFlannel, SectionBGP}
 
 // Key describes one configuration setting, once: its name in a file and on
 // the command line, its help and documentation, its default and its parser.
@@ -101,6 +101,7 @@ type Target struct {
 	Etcd    *Etcd
 	Flannel *Flannel
 	Cluster *Cluster
+	BGP     *BGP
 }
 
 // input is one value as given, for a key's parser.
@@ -262,10 +263,11 @@ const (
 )
 
 // HelpGroups are the --help headings, in order.
-var HelpGroups = []string{GroupVXLAN, GroupInterface, GroupDaemon, GroupEtcd, GroupCluster, GroupFlannel}
+var HelpGroups = []string{GroupVXLAN, GroupInterface, GroupDaemon, GroupEtcd, GroupCluster, GroupFlannel, GroupBGP}
 
 // KeyTable is every configuration key, in the documentation's order.
-var KeyTable = []Key{
+// The [bgp] keys (bgp.go) close it.
+var KeyTable = append([]Key{
 	{
 		Name: "id", Section: SectionVNI, Kind: KindInt,
 		Flag: "vni", FlagAliases: []string{"id"}, Arg: "N", Group: GroupVXLAN,
@@ -709,7 +711,7 @@ var KeyTable = []Key{
 		Doc: "where subnet.env is written, as flanneld writes it",
 		set: func(t Target, in input) error { t.Flannel.SubnetFile = in.s; return nil },
 	},
-}
+}, bgpKeys...)
 
 // parseAddr parses an IP address; an IPv4-mapped IPv6 address becomes IPv4.
 func parseAddr(in input) (netip.Addr, error) {

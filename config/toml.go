@@ -62,8 +62,8 @@ func Parse(data []byte, name string) (*Config, error) {
 	}
 
 	// [daemon], [etcd], [flannel]: settings beside the VNIs.
-	cfg := &Config{Version: Version, Source: name, Cluster: NewCluster()}
-	target := Target{Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel, Cluster: &cfg.Cluster}
+	cfg := &Config{Version: Version, Source: name, Cluster: NewCluster(), BGP: NewBGP()}
+	target := Target{Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel, Cluster: &cfg.Cluster, BGP: &cfg.BGP}
 	for _, section := range Sections {
 		raw, ok := doc[string(section)]
 		if !ok {
@@ -171,7 +171,7 @@ func vniEntries(raw any) ([]map[string]any, error) {
 	return nil, fmt.Errorf("vni: want [[vni]] tables, got %s", describe(raw))
 }
 
-var topKeys = []string{"version", "daemon", "etcd", "cluster", "flannel", "defaults", "vni"}
+var topKeys = []string{"version", "daemon", "etcd", "cluster", "flannel", "bgp", "defaults", "vni"}
 
 // applyKeys sets t from the keys of one table of section, reporting unknown
 // keys and bad values under where. Unknown keys are found here rather than

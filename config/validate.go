@@ -103,6 +103,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.checkCluster(l)
+	c.checkBGP(l)
 	ok := make([]bool, len(c.VNIs))
 	for i := range c.VNIs {
 		n := len(l.errs)

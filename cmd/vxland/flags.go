@@ -134,8 +134,8 @@ func (f *keyFlag) IsBoolFlag() bool { return f.key.Kind == config.KindBool }
 // flag in config.KeyTable is a flag here, parsed by the key's own parser.
 func parseFlags(args []string, out io.Writer) (*config.Config, error) {
 	v := config.NewVNI(0) // ip-link's defaults; the ID comes from --vni
-	cfg := &config.Config{Version: config.Version, Cluster: config.NewCluster()}
-	target := config.Target{VNI: &v, Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel, Cluster: &cfg.Cluster}
+	cfg := &config.Config{Version: config.Version, Cluster: config.NewCluster(), BGP: config.NewBGP()}
+	target := config.Target{VNI: &v, Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel, Cluster: &cfg.Cluster, BGP: &cfg.BGP}
 	var setErr error // a key's own message, clearer than flag's
 	fs := flag.NewFlagSet("vxland", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -222,7 +222,7 @@ func fileConfig(file string, given []*keyFlag) (*config.Config, error) {
 	if len(given) == 0 {
 		return cfg, nil
 	}
-	target := config.Target{Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel, Cluster: &cfg.Cluster}
+	target := config.Target{Daemon: &cfg.Daemon, Etcd: &cfg.Etcd, Flannel: &cfg.Flannel, Cluster: &cfg.Cluster, BGP: &cfg.BGP}
 	for _, kf := range given {
 		if err := kf.key.Replace(target, kf.name, kf.values); err != nil {
 			return nil, &usageError{err.Error()}

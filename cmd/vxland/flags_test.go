@@ -204,12 +204,14 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"keyfile": "k.pem", "lease_ttl": "5", "members_only": "false", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
 		"allow_remote": "198.51.100.0/24",
 		"proxy":        "true", "l2miss": "true", "l3miss": "true", "rsc": "true",
+		"asn": "4200000001", "router_id": "192.0.2.9", "neighbors": "192.0.2.2:65002", "port": "1179", "hold_time": "30",
 	}
 	bad := map[string]string{
 		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",
 		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "learn_rate": "-5", "mtu": "-1", "mac": "zz",
 		"addr": "203.0.113.9", "endpoints": "192.0.2.254:2379", "prefix": "vxt", "public_ip": "2001:db8::1",
 		"allow_remote": "192.0.2.0/33",
+		"asn":          "0", "router_id": "2001:db8::1", "neighbors": "192.0.2.2:x", "port": "0", "hold_time": "2",
 	}
 	for _, k := range config.KeyTable {
 		if k.Flag == "" {
@@ -261,9 +263,9 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		} else if k.Section != config.SectionVNI {
 			file.WriteString("[[vni]]\nid = 1\ntap = \"vxland0\"\n")
 			args = append(args, "--vni", "1")
-			if k.Section == config.SectionEtcd || k.Section == config.SectionCluster {
-				// With etcd endpoints the VNI joins the cluster: it needs
-				// its underlay address.
+			if k.Section == config.SectionEtcd || k.Section == config.SectionCluster || k.Section == config.SectionBGP {
+				// With etcd endpoints the VNI joins the cluster, with an
+				// AS it is served by EVPN: it needs its underlay address.
 				file.WriteString("local = \"192.0.2.1\"\n")
 				args = append(args, "--local", "192.0.2.1")
 			}
@@ -271,6 +273,10 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		if k.Section == config.SectionEtcd && k.Name != "endpoints" {
 			file.WriteString("[etcd]\nendpoints = [\"http://192.0.2.254:2379\"]\n")
 			args = append(args, "--etcd-endpoints", "http://192.0.2.254:2379")
+		}
+		if k.Section == config.SectionBGP && k.Name != "asn" {
+			file.WriteString("[bgp]\nasn = 65001\n")
+			args = append(args, "--bgp-asn", "65001")
 		}
 		if k.Name == "certfile" {
 			file.WriteString("[etcd]\nkeyfile = \"k.pem\"\n")
