@@ -85,7 +85,8 @@ type Config struct {
 // VNI is one segment the speaker serves.
 type VNI struct {
 	// Local is what this node advertises; its VTEP address is the next
-	// hop of every route, its port the port of the installed peers.
+	// hop of every route, its port the port of the installed peers. The
+	// speaker ages its endpoints (Tick, every second).
 	Local *overlay.Local
 	// Installer receives the other VTEPs (owner Owner).
 	Installer *overlay.Installer
@@ -104,8 +105,9 @@ type Speaker struct {
 	states  map[netip.Addr]bgp.FSMState
 	running bool
 
-	kick  chan struct{} // received routes or sessions changed
-	dirty chan struct{} // a local view changed
+	started chan struct{} // closed once the server listens and has its neighbors
+	kick    chan struct{} // received routes or sessions changed
+	dirty   chan struct{} // a local view changed
 
 	counters                           stats.Set
 	reconciles, advertised, withdrawn  *stats.Counter
@@ -181,7 +183,7 @@ func New(cfg Config) (*Speaker, error) {
 	}
 	s := &Speaker{
 		cfg: cfg, logf: cfg.Logf, vnis: map[uint32]*vniState{}, bad: map[string]string{}, states: map[netip.Addr]bgp.FSMState{},
-		kick: make(chan struct{}, 1), dirty: make(chan struct{}, 1), ignored: map[string]*stats.Counter{},
+		started: make(chan struct{}), kick: make(chan struct{}, 1), dirty: make(chan struct{}, 1), ignored: map[string]*stats.Counter{},
 	}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
@@ -283,6 +285,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 			return fmt.Errorf("evpn: neighbor %s: %w", n, err)
 		}
 	}
+	close(s.started)
 	s.logf("evpn: BGP AS %d router-id %s, port %d, neighbors %v, vnis %v", s.cfg.ASN, s.cfg.RouterID, s.cfg.Port, s.cfg.Neighbors, ids)
 	var wg sync.WaitGroup
 	for _, v := range vs {
@@ -309,10 +312,16 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// lost event left behind; it costs nothing when nothing changed.
 	resync := time.NewTicker(resyncInterval)
 	defer resync.Stop()
+	age := time.NewTicker(time.Second)
+	defer age.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-age.C:
+			for _, v := range vs {
+				v.local.Tick() // an expiry signals Changed
+			}
 		case <-resync.C:
 			s.reconcile()
 		case <-s.kick:
@@ -324,6 +333,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Started is closed once Run has the server listening and its neighbors
+// configured.
+func (s *Speaker) Started() <-chan struct{} { return s.started }
 
 // stop closes the sessions and the server.
 func (s *Speaker) stop() {

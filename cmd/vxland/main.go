@@ -148,6 +148,8 @@ type daemon struct {
 	vniStats map[*dataplane.Segment]func() []stats.Value
 	flannel  *flannelNode               // flannel mode's membership, or nil
 	cluster  atomic.Pointer[clusterRun] // the etcd agent, nil without a cluster
+	evpnVNIs []evpnVNI                  // the VNIs served by EVPN
+	evpn     atomic.Pointer[evpnRun]    // the BGP speaker, nil without BGP
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
@@ -163,6 +165,7 @@ func (d *daemon) close() {
 	clear(d.vnis)
 	d.mu.Unlock()
 	d.cluster.Load().close() // first: the others drop this node while it still forwards
+	d.evpn.Load().close()    // likewise: the peers withdraw this node's routes
 	for _, c := range ctls {
 		c.Close()
 	}
@@ -239,6 +242,9 @@ func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 	if err := d.startCluster(cfg); err != nil {
 		return nil, err
 	}
+	if err := d.startEVPN(cfg); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -309,7 +315,7 @@ func (d *daemon) prepare(v *config.VNI, own *link.Handle, v6 bool) (*vniSetup, e
 	if s.mac == nil {
 		s.mac = stableMAC(hostMACIdentity(v))
 	}
-	if d.running.InCluster(v) {
+	if d.running.InCluster(v) || d.running.InEVPN(v) {
 		s.local = newLocal(v, fdb.MAC(s.mac))
 	}
 	return s, nil
@@ -334,6 +340,8 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	}
 	counters := seg.Stats
 	switch {
+	case s.local != nil && d.running.InEVPN(v):
+		counters = d.joinEVPN(s, seg)
 	case s.local != nil:
 		counters = d.joinCluster(s, seg)
 	case d.flannel != nil:
@@ -367,6 +375,8 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	}
 	flood := "none (FDB entries only)"
 	switch {
+	case s.local != nil && d.running.InEVPN(v):
+		flood = "the EVPN peers (BGP)"
 	case s.local != nil:
 		flood = "the cluster's members (etcd)"
 	case v.Group.IsValid():

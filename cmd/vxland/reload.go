@@ -110,6 +110,9 @@ func (d *daemon) reload() (string, error) {
 	if err := d.checkClusterReload(cfg); err != nil {
 		return "", &control.ReloadError{Err: err}
 	}
+	if err := d.checkEVPNReload(cfg); err != nil {
+		return "", &control.ReloadError{Err: err}
+	}
 
 	next := map[vniIdentity]int{}
 	for i := range cfg.VNIs {

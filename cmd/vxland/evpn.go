@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"reflect"
+
+	"github.com/vxland/vxland/config"
+	"github.com/vxland/vxland/dataplane"
+	"github.com/vxland/vxland/evpn"
+	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/link"
+	"github.com/vxland/vxland/overlay"
+	"github.com/vxland/vxland/stats"
+)
+
+// evpnVNI is a VNI served by EVPN, as start prepared it.
+type evpnVNI struct {
+	local     *overlay.Local
+	installer *overlay.Installer
+	h         *link.Handle // the TAP's namespace
+	tap       string
+}
+
+// evpnRun is the daemon's BGP EVPN control plane.
+type evpnRun struct {
+	speaker *evpn.Speaker
+	vnis    []evpnVNI
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the speaker has stopped (sessions closed)
+	stop    chan struct{} // ends the TAP address watches
+}
+
+// joinEVPN records a VNI served by EVPN once its TAP is up: its installer
+// owns what EVPN installs in its table. It returns the VNI's counters: the
+// segment's, then the installer's and the local view's.
+func (d *daemon) joinEVPN(s *vniSetup, seg *dataplane.Segment) func() []stats.Value {
+	v := s.v
+	in := overlay.NewInstaller(overlay.InstallerConfig{
+		Owner: evpn.Owner, VNI: v.ID, Table: s.table,
+		Self: fdb.MAC(s.mac), SelfAddr: v.Local.Unmap(),
+	})
+	d.evpnVNIs = append(d.evpnVNIs, evpnVNI{local: s.local, installer: in, h: s.h, tap: seg.TAPName()})
+	d.vniStats[seg] = func() []stats.Value {
+		return append(append(seg.Counters(), in.Stats()...), s.local.Stats()...)
+	}
+	return func() []stats.Value {
+		return append(append(seg.Stats(), in.Stats()...), s.local.Stats()...)
+	}
+}
+
+// startEVPN starts the BGP speaker for the VNIs served by EVPN and follows
+// their TAPs' addresses. Sessions are retried for ever; only a bad
+// configuration or a port that cannot be bound fails here.
+func (d *daemon) startEVPN(cfg *config.Config) error {
+	b := cfg.BGP
+	if !b.Enabled() {
+		return nil
+	}
+	sc := evpn.Config{
+		ASN: b.ASN, RouterID: cfg.EffectiveRouterID(), Port: b.Port, HoldTime: b.HoldTime, Logf: log.Printf,
+	}
+	for _, n := range b.Neighbors {
+		sc.Neighbors = append(sc.Neighbors, evpn.Neighbor{Addr: n.Addr, ASN: n.ASN, Password: b.Password})
+	}
+	sp, err := evpn.New(sc)
+	if err != nil {
+		return err
+	}
+	er := &evpnRun{speaker: sp, vnis: d.evpnVNIs, done: make(chan struct{}), stop: make(chan struct{})}
+	for _, ev := range er.vnis {
+		if err := sp.Add(evpn.VNI{Local: ev.local, Installer: ev.installer}); err != nil {
+			return err
+		}
+	}
+	for _, ev := range er.vnis {
+		tap := ev.tap
+		err := ev.h.WatchAddrs(tap, er.stop, ev.local.SetAddrs, func(err error) {
+			log.Printf("evpn: addresses of %s: %v", tap, err)
+		})
+		if err != nil {
+			close(er.stop)
+			return fmt.Errorf("evpn: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	er.cancel = cancel
+	started := make(chan error, 1)
+	go func() {
+		defer close(er.done)
+		started <- sp.Run(ctx)
+	}()
+	// Run returns at once only when the server cannot start.
+	select {
+	case err := <-started:
+		cancel()
+		close(er.stop)
+		if err == nil {
+			err = errors.New("evpn: speaker stopped")
+		}
+		return err
+	case <-sp.Started():
+	}
+	d.evpn.Store(er)
+	return nil
+}
+
+// close stops the speaker: it closes its sessions, so the peers withdraw
+// this node's routes at once.
+func (er *evpnRun) close() {
+	if er == nil {
+		return
+	}
+	er.cancel()
+	<-er.done
+	close(er.stop)
+}
+
+// checkEVPNReload refuses a reload that would change [bgp] or any VNI
+// served by EVPN: the speaker is set up at start.
+func (d *daemon) checkEVPNReload(cfg *config.Config) error {
+	if !reflect.DeepEqual(cfg.BGP, d.running.BGP) {
+		return errors.New("[bgp] changed: restart vxland to change it")
+	}
+	old := map[vniIdentity]config.VNI{}
+	for i := range d.running.VNIs {
+		if v := &d.running.VNIs[i]; d.running.InEVPN(v) {
+			old[identityOf(v)] = *v
+		}
+	}
+	for i := range cfg.VNIs {
+		v := &cfg.VNIs[i]
+		o, was := old[identityOf(v)]
+		delete(old, identityOf(v))
+		switch {
+		case cfg.InEVPN(v) && !was:
+			return fmt.Errorf("%s would be served by EVPN: restart vxland to change it", vniName(v))
+		case was && !reflect.DeepEqual(o, *v):
+			return fmt.Errorf("%s is served by EVPN: restart vxland to change it", vniName(v))
+		}
+	}
+	for _, v := range old {
+		return fmt.Errorf("%s would leave EVPN: restart vxland to change it", vniName(&v))
+	}
+	return nil
+}
