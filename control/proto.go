@@ -47,6 +47,8 @@ const (
 	// OpMonitor turns the connection into a stream of events: after the
 	// reply, one MonitorEvent per line until either side closes it.
 	OpMonitor = "monitor"
+	// OpBGPShow asks for the daemon's BGP EVPN status.
+	OpBGPShow = "bgp.show"
 )
 
 // Error codes, the "code" of a refused request.
@@ -111,6 +113,8 @@ type reply struct {
 	Summary string `json:"summary,omitempty"`
 	// Cluster is the answer to cluster.show.
 	Cluster *ClusterStatus `json:"cluster,omitempty"`
+	// BGP is the answer to bgp.show.
+	BGP *BGPStatus `json:"bgp,omitempty"`
 }
 
 // wireDevice is one device in a fdb.show, stats or devs reply.

@@ -95,6 +95,9 @@ type Server struct {
 	// ClusterShow, when set, answers cluster.show with the daemon's etcd
 	// control plane status. Set it before calling Serve.
 	ClusterShow func() *ClusterStatus
+	// BGPShow, when set, answers bgp.show with the daemon's BGP EVPN
+	// status. Set it before calling Serve.
+	BGPShow func() *BGPStatus
 
 	path   string
 	ln     *net.UnixListener
@@ -577,6 +580,8 @@ func (s *Server) dispatch(req *request) reply {
 		return s.reload(req)
 	case OpClusterShow:
 		return s.clusterShow(req)
+	case OpBGPShow:
+		return s.bgpShow(req)
 	case OpMonitor:
 		return failure(CodeInvalid, OpMonitor+" must be the first request of its connection")
 	case "":
@@ -584,7 +589,7 @@ func (s *Server) dispatch(req *request) reply {
 	default:
 		return failure(CodeInvalid, fmt.Sprintf("unknown op %q (want %s)", req.Op, strings.Join([]string{
 			OpFDBAdd, OpFDBAppend, OpFDBReplace, OpFDBDel, OpFDBShow, OpStats, OpDevs, OpReload,
-			OpNeighAdd, OpNeighReplace, OpNeighDel, OpNeighShow, OpMonitor, OpClusterShow}, ", ")))
+			OpNeighAdd, OpNeighReplace, OpNeighDel, OpNeighShow, OpMonitor, OpClusterShow, OpBGPShow}, ", ")))
 	}
 }
 

@@ -30,6 +30,7 @@ const (
 	opNeighShow
 	opMonitor
 	opClusterShow
+	opBGPShow
 )
 
 // String names the operation the way the command line spells it.
@@ -65,6 +66,8 @@ func (o op) String() string {
 		return "monitor"
 	case opClusterShow:
 		return "cluster show"
+	case opBGPShow:
+		return "bgp show"
 	}
 	return "op(" + strconv.Itoa(int(o)) + ")"
 }
@@ -152,7 +155,7 @@ func parseArgs(args []string) (*command, error) {
 		return &command{op: opHelp}, nil
 	}
 	if len(rest) == 0 {
-		return nil, usagef("missing command (fdb, neigh, monitor, stats, devs, reload or cluster)")
+		return nil, usagef("missing command (fdb, neigh, monitor, stats, devs, reload, cluster or bgp)")
 	}
 	var cmd *command
 	var err error
@@ -179,8 +182,16 @@ func parseArgs(args []string) (*command, error) {
 			return nil, usagef("unknown cluster command %q (want show)", args[0])
 		}
 		cmd, err = parseQuery(opClusterShow, args)
+	case "bgp":
+		args := rest[1:]
+		if len(args) > 0 && (args[0] == "show" || args[0] == "list") {
+			args = args[1:]
+		} else if len(args) > 0 && args[0] != "dev" && args[0] != "help" {
+			return nil, usagef("unknown bgp command %q (want show)", args[0])
+		}
+		cmd, err = parseQuery(opBGPShow, args)
 	default:
-		return nil, usagef("unknown command %q (want fdb, neigh, monitor, stats, devs, reload or cluster)", rest[0])
+		return nil, usagef("unknown command %q (want fdb, neigh, monitor, stats, devs, reload, cluster or bgp)", rest[0])
 	}
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ func TestParseArgsGood(t *testing.T) {
 		{"cluster", command{op: opClusterShow}},
 		{"cluster show dev vx0", command{op: opClusterShow, dev: "vx0"}},
 		{"-j cluster dev vx0", command{op: opClusterShow, dev: "vx0", json: true}},
+		{"bgp show", command{op: opBGPShow}},
+		{"bgp", command{op: opBGPShow}},
+		{"-j bgp show dev vx0", command{op: opBGPShow, dev: "vx0", json: true}},
 		{"fdb add 02:00:5e:10:00:01 dev vxl0 dst 192.0.2.2",
 			command{op: opFDBAdd, dev: "vxl0", mac: m, dst: remote("192.0.2.2", 0, nil), state: fdb.Permanent}},
 		// Keywords in any order, '-' separators, upper case, self, explicit state.

@@ -12,6 +12,7 @@
 //	vxlanctl devs [dev TAP]
 //	vxlanctl reload [dev TAP]
 //	vxlanctl cluster show [dev TAP]
+//	vxlanctl bgp show [dev TAP]
 //
 // Run "vxlanctl --help" for the details. Exit status: 0 success, 1 the
 // daemon refused the request or could not be reached, 2 usage error.
@@ -53,6 +54,7 @@ Commands:
   vxlanctl devs        [dev TAP]
   vxlanctl reload      [dev TAP]
   vxlanctl cluster show [dev TAP]
+  vxlanctl bgp show    [dev TAP]
   vxlanctl help
 
   fdb add      create the entry MAC -> dst; fails if MAC has an entry already
@@ -85,6 +87,9 @@ Commands:
   cluster show the etcd control plane: connection, lease, and per VNI the
                revision applied, this node's announcement and the members
                with their endpoints (docs/cluster.md)
+  bgp show     the BGP EVPN control plane: sessions with their state and
+               prefix counts, and per VNI the RD, RT, routes out and in and
+               the remote VTEPs with their endpoints (docs/evpn.md)
 
 Arguments (keywords may come in any order after MAC):
   MAC        six hex octets separated by ':' or '-', e.g. 02:00:5e:10:00:01
@@ -101,14 +106,15 @@ Arguments (keywords may come in any order after MAC):
   lladdr MAC the neighbour's Ethernet address
 
 Options:
-  -j, --json     fdb show, neigh show, stats, devs and cluster show print JSON
-                 (as bridge -j): fdb show an array of {mac, ifname, dst, port,
-                 vni, flags, state, owner}, neigh show an array of {dst, dev,
-                 lladdr, router, state, source}, stats an array of {dev, vni,
-                 port, counters: {name: value}}, devs an array of {ifname, vni,
-                 port}, cluster show an array of the daemons' status; monitor
-                 one object per line: {event, dev, vni, port, mac, ip, action,
-                 dst: {ip, port, vni}, state, router, lost}
+  -j, --json     fdb show, neigh show, stats, devs, cluster show and bgp show
+                 print JSON (as bridge -j): fdb show an array of {mac, ifname,
+                 dst, port, vni, flags, state, owner}, neigh show an array of
+                 {dst, dev, lladdr, router, state, source}, stats an array of
+                 {dev, vni, port, counters: {name: value}}, devs an array of
+                 {ifname, vni, port}, cluster show and bgp show an array of the
+                 daemons' status; monitor one object per line: {event, dev,
+                 vni, port, mac, ip, action, dst: {ip, port, vni}, state,
+                 router, lost}
   -n NETNS       talk to the daemons of network namespace NETNS (a name from
                  'ip netns', or a path like /proc/PID/ns/net), as bridge -n
   --socket PATH  talk to the daemon on PATH instead of RUNDIR/TAP.sock
@@ -314,6 +320,8 @@ func execute(cmd *command, stdout, stderr io.Writer) error {
 		return reload(cmd, stdout)
 	case opClusterShow:
 		return clusterShow(cmd, stdout)
+	case opBGPShow:
+		return bgpShow(cmd, stdout)
 	}
 	return fmt.Errorf("internal error: unexpected command %v", cmd.op)
 }

@@ -215,7 +215,7 @@ func TestBinary(t *testing.T) {
 		{[]string{"stats", "dev", "vxl0"}, 0, "dev vxl0 vni 42 port 4789\n    rx_packets 42\n    tx_packets 3\n", ""},
 		{[]string{"stats", "dev", "nope"}, 1, "",
 			"vxlanctl: no vxland serving dev nope (socket " + filepath.Join(tb.dir, "nope.sock") + "): is the daemon running?\n"},
-		{[]string{"bogus"}, 2, "", "vxlanctl: unknown command \"bogus\" (want fdb, neigh, monitor, stats, devs, reload or cluster)\nTry 'vxlanctl --help'.\n"},
+		{[]string{"bogus"}, 2, "", "vxlanctl: unknown command \"bogus\" (want fdb, neigh, monitor, stats, devs, reload, cluster or bgp)\nTry 'vxlanctl --help'.\n"},
 	}
 	for _, s := range steps {
 		cmd := exec.Command(bin, s.args...)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log"
 	"reflect"
+	"time"
 
 	"github.com/vxland/vxland/config"
+	"github.com/vxland/vxland/control"
 	"github.com/vxland/vxland/dataplane"
 	"github.com/vxland/vxland/evpn"
 	"github.com/vxland/vxland/fdb"
@@ -145,4 +147,36 @@ func (d *daemon) checkEVPNReload(cfg *config.Config) error {
 		return fmt.Errorf("%s would leave EVPN: restart vxland to change it", vniName(&v))
 	}
 	return nil
+}
+
+// bgpShow answers `vxlanctl bgp show`.
+func (d *daemon) bgpShow() *control.BGPStatus {
+	er := d.evpn.Load()
+	if er == nil {
+		return &control.BGPStatus{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := er.speaker.Status(ctx)
+	out := &control.BGPStatus{ASN: st.ASN, RouterID: st.RouterID, Port: st.Port, Stats: er.speaker.Stats()}
+	for _, s := range st.Sessions {
+		out.Sessions = append(out.Sessions, control.BGPSession{
+			Neighbor: s.Neighbor, ASN: s.ASN, State: s.State,
+			Received: s.Received, Accepted: s.Accepted, Advertised: s.Advertised,
+		})
+	}
+	devs := map[uint32]string{}
+	for _, ev := range er.vnis {
+		devs[ev.local.VNI()] = ev.tap
+		out.Stats = append(out.Stats, ev.installer.Stats()...)
+		out.Stats = append(out.Stats, ev.local.Stats()...)
+	}
+	for _, v := range st.VNIs {
+		bv := control.BGPVNI{VNI: v.VNI, Dev: devs[v.VNI], RD: v.RD, RT: v.RT, RoutesOut: v.RoutesOut, RoutesIn: v.RoutesIn}
+		for _, p := range v.Peers {
+			bv.VTEPs = append(bv.VTEPs, wireMember(p))
+		}
+		out.VNIs = append(out.VNIs, bv)
+	}
+	return out
 }

@@ -363,6 +363,9 @@ func (d *daemon) finish(s *vniSetup, ep *dataplane.Endpoint, seg *dataplane.Segm
 	if d.running.ClusterMode() {
 		ctl.ClusterShow = d.clusterShow // the daemon's status, on every socket
 	}
+	if d.running.BGP.Enabled() {
+		ctl.BGPShow = d.bgpShow // likewise
+	}
 	d.vnis[identityOf(v)] = &vniRun{v: *v, ep: ep, seg: seg, ctl: ctl, table: s.table, netns: s.netns, stop: stop}
 	go func() {
 		if err := ctl.Serve(); err != nil {
