@@ -1,0 +1,183 @@
+package interop
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// evpnWorld is an underlay switch (a bridge in a hub namespace) and the
+// hosts plugged into it as 192.0.2.i.
+type evpnWorld struct {
+	t   *testing.T
+	hub *testnet.NS
+}
+
+func newEVPNWorld(t *testing.T) *evpnWorld {
+	testnet.RequireRoot(t)
+	hub := testnet.NewNS(t)
+	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
+	hub.Exec(t, "ip", "link", "set", "br0", "up")
+	return &evpnWorld{t: t, hub: hub}
+}
+
+// host plugs a new namespace into the switch as 192.0.2.i (device ul0).
+func (w *evpnWorld) host(i int) *testnet.NS {
+	ns := testnet.NewNS(w.t)
+	hubIf := fmt.Sprintf("e%d", i)
+	testnet.Link(w.t, w.hub, hubIf, ns, "ul0")
+	w.hub.Exec(w.t, "ip", "link", "set", hubIf, "master", "br0")
+	ns.Addr(w.t, "ul0", fmt.Sprintf("192.0.2.%d/24", i))
+	return ns
+}
+
+// frrHost builds an FRR VTEP on host i as an FRR user builds one: a kernel
+// vxlan device (VNI 100, nolearning) and a container (203.0.113.1i) on a
+// bridge, and zebra + bgpd advertising all VNIs to the neighbors
+// ("IP remote-as AS" each). It returns the container and FRR.
+func (w *evpnWorld) frrHost(ns *testnet.NS, i int, asn string, neighbors ...string) (*testnet.NS, *testnet.FRR) {
+	t := w.t
+	ns.Exec(t, "ip", "link", "add", "br100", "type", "bridge")
+	ns.Exec(t, "ip", "link", "add", "vxlan100", "type", "vxlan", "id", "100",
+		"local", fmt.Sprintf("192.0.2.%d", i), "dstport", "4789", "nolearning")
+	ns.Exec(t, "ip", "link", "set", "vxlan100", "master", "br100")
+	ns.Exec(t, "ip", "link", "set", "vxlan100", "up")
+	ns.Exec(t, "ip", "link", "set", "br100", "up")
+	c := testnet.NewNS(t)
+	testnet.Link(t, ns, "c1", c, "eth0")
+	ns.Exec(t, "ip", "link", "set", "c1", "master", "br100")
+	c.Addr(t, "eth0", fmt.Sprintf("203.0.113.1%d/24", i))
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "frr defaults datacenter\nhostname %s\nrouter bgp %s\n bgp router-id 192.0.2.%d\n no bgp default ipv4-unicast\n", ns.Name, asn, i)
+	for _, n := range neighbors {
+		fmt.Fprintf(&b, " neighbor %s\n", n)
+	}
+	b.WriteString(" address-family l2vpn evpn\n")
+	for _, n := range neighbors {
+		fmt.Fprintf(&b, "  neighbor %s activate\n", strings.Fields(n)[0])
+	}
+	b.WriteString("  advertise-all-vni\n exit-address-family\n")
+	return c, testnet.StartFRR(t, ns, b.String())
+}
+
+// vtep runs vxland on host i as an EVPN VTEP: VNI 100, TAP vx0 with
+// 203.0.113.i, no remote.
+func (w *evpnWorld) vtep(ns *testnet.NS, i int, extra ...string) *daemon {
+	args := append([]string{"--vni", "100", "--local", fmt.Sprintf("192.0.2.%d", i), "--up",
+		"--addr", fmt.Sprintf("203.0.113.%d/24", i)}, extra...)
+	return startShared(w.t, ns, w.t.TempDir(), args...)
+}
+
+func evpnOwned(mac, dst string) string {
+	return mac + " dst " + dst + " self extern_learn static owner evpn"
+}
+
+// vtyHas polls until the output of a vtysh command contains every one of
+// want and none of gone.
+func vtyHas(t *testing.T, f *testnet.FRR, cmd string, timeout time.Duration, want, gone []string) {
+	t.Helper()
+	testnet.Eventually(t, timeout, func() error {
+		out, err := f.TryVtysh(cmd)
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return fmt.Errorf("%q lacks %q:\n%s", cmd, w, out)
+			}
+		}
+		for _, g := range gone {
+			if strings.Contains(out, g) {
+				return fmt.Errorf("%q still has %q:\n%s", cmd, g, out)
+			}
+		}
+		return nil
+	})
+}
+
+// kernelFDBHas polls until `bridge fdb show dev vxlan100` on ns contains
+// every one of want and none of gone.
+func kernelFDBHas(t *testing.T, ns *testnet.NS, timeout time.Duration, want, gone []string) {
+	t.Helper()
+	testnet.Eventually(t, timeout, func() error {
+		out, err := ns.Try("bridge", "fdb", "show", "dev", "vxlan100")
+		if err != nil {
+			return err
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				return fmt.Errorf("fdb of vxlan100 in %s lacks %q:\n%s", ns, w, out)
+			}
+		}
+		for _, g := range gone {
+			if strings.Contains(out, g) {
+				return fmt.Errorf("fdb of vxlan100 in %s still has %q:\n%s", ns, g, out)
+			}
+		}
+		return nil
+	})
+}
+
+// TestEVPNWithFRR: vxland and an FRR VTEP (kernel vxlan, bridge, zebra,
+// bgpd) in eBGP. FRR shows vxland's type-3 and type-2 routes and zebra
+// programs the flood entry and vxland's MAC toward vxland's VTEP; vxland
+// installs FRR's flood entry and the container's MAC; the container and
+// vxland's TAP exchange ping and TCP. FRR stopped: vxland removes what it
+// learnt; FRR back: everything returns; vxland stopped: FRR withdraws its
+// routes and zebra removes the entries.
+func TestEVPNWithFRR(t *testing.T) {
+	w := newEVPNWorld(t)
+	h1, h2 := w.host(1), w.host(2)
+	c1, frr := w.frrHost(h1, 1, "65001", "192.0.2.2 remote-as 65002")
+	d2 := w.vtep(h2, 2, "--bgp-asn", "65002", "--bgp-neighbor", "192.0.2.1:65001")
+	m2 := macOf(t, h2, "vx0")
+	mc1 := macOf(t, c1, "eth0")
+
+	const converge = 30 * time.Second
+	vtyHas(t, frr, "show bgp l2vpn evpn route", converge, []string{
+		"Route Distinguisher: 192.0.2.2:100",
+		"[3]:[0]:[32]:[192.0.2.2]",
+		"[2]:[0]:[48]:[" + m2 + "]\n",
+		"[2]:[0]:[48]:[" + m2 + "]:[32]:[203.0.113.2]",
+		"RT:65002:100 ET:8",
+	}, nil)
+	vtyHas(t, frr, "show evpn vni 100", 5*time.Second, []string{"192.0.2.2 flood: HER"}, nil)
+	kernelFDBHas(t, h1, 5*time.Second, []string{
+		"00:00:00:00:00:00 dst 192.0.2.2 self permanent",
+		m2 + " dst 192.0.2.2 self extern_learn",
+	}, nil)
+	fdbHas(t, d2, 5*time.Second, []string{evpnOwned("00:00:00:00:00:00", "192.0.2.1")}, nil)
+
+	c1.Ping(t, "203.0.113.2", 3)
+	// The bridge learnt the container's MAC: FRR advertises it, vxland
+	// installs it.
+	fdbHas(t, d2, 10*time.Second, []string{evpnOwned(mc1, "192.0.2.1")}, nil)
+	testnet.TCPTransfer(t, c1, h2, "203.0.113.2", 4<<20)
+
+	out := d2.ctl(t, "bgp", "show")
+	for _, want := range []string{"192.0.2.1", "65001", "established", "vni 100", "rd 192.0.2.2:100", "rt 65002:100", "192.0.2.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bgp show lacks %q:\n%s", want, out)
+		}
+	}
+
+	// FRR stops (bgpd sends a notification): vxland removes what it
+	// learnt from it.
+	frr.Stop()
+	fdbHas(t, d2, 15*time.Second, nil, []string{"owner evpn"})
+	// FRR is back: the session and the routes return.
+	frr.Start()
+	fdbHas(t, d2, converge, []string{evpnOwned("00:00:00:00:00:00", "192.0.2.1")}, nil)
+	kernelFDBHas(t, h1, converge, []string{"00:00:00:00:00:00 dst 192.0.2.2 self permanent"}, nil)
+	c1.Ping(t, "203.0.113.2", 2)
+
+	// vxland stops: it closes the session, FRR withdraws its routes and
+	// zebra removes the entries toward it.
+	d2.stop(t)
+	vtyHas(t, frr, "show bgp l2vpn evpn route", 15*time.Second, nil, []string{"192.0.2.2"})
+	kernelFDBHas(t, h1, 5*time.Second, nil, []string{"dst 192.0.2.2"})
+}
