@@ -131,6 +131,7 @@ type vniState struct {
 
 	// guarded by Speaker.mu (for Status):
 	routesIn, routesOut int
+	localMACs           int
 	peers               []overlay.Peer
 }
 
@@ -527,6 +528,14 @@ func (s *Speaker) advertiseVNI(v *vniState) (claimsChanged bool) {
 		}
 		mine := Claim{VTEP: vtep.Addr, Seq: v.seq[mac]}
 		yield := remote && r.Wins(mine)
+		if remote && !yield && v.seq[mac] <= r.Seq {
+			// A tie this node wins by its lower address. GoBGP refuses a
+			// local route whose sequence number is not above every other
+			// claim in the same route target, so claim the next one, as
+			// a move would (the other VTEP then yields).
+			v.seq[mac] = r.Seq + 1
+			claimsChanged = true
+		}
 		if yield != v.yielded[mac] {
 			claimsChanged = true
 			if yield {
@@ -579,7 +588,14 @@ func (s *Speaker) advertiseVNI(v *vniState) (claimsChanged bool) {
 		}
 	}
 	if len(del) > 0 {
-		if err := s.srv.DeletePath(apiutil.DeletePathRequest{Paths: del}); err != nil {
+		// Withdrawals name the NLRI only: GoBGP checks the MAC mobility
+		// community of a withdrawn route against the routes it holds, and
+		// refuses to withdraw a route another VTEP has since outbid.
+		bare := make([]*apiutil.Path, len(del))
+		for i, p := range del {
+			bare[i] = &apiutil.Path{Family: p.Family, Nlri: p.Nlri, Withdrawal: true}
+		}
+		if err := s.srv.DeletePath(apiutil.DeletePathRequest{Paths: bare}); err != nil {
 			s.addFails.Inc()
 			s.logf("evpn: vni %d: withdraw: %v", v.vni, err)
 		} else {
@@ -608,7 +624,7 @@ func (s *Speaker) advertiseVNI(v *vniState) (claimsChanged bool) {
 		}
 	}
 	s.mu.Lock()
-	v.routesOut = len(v.advertised)
+	v.routesOut, v.localMACs = len(v.advertised), len(now)
 	s.mu.Unlock()
 	return claimsChanged
 }
@@ -651,6 +667,9 @@ type VNIStatus struct {
 	// RoutesOut counts the routes advertised, RoutesIn the valid routes
 	// received.
 	RoutesOut, RoutesIn int
+	// LocalMACs counts the local MACs (the TAP's and the endpoints')
+	// as the last reconcile saw them.
+	LocalMACs int
 	// Peers are the remote VTEPs installed, with their endpoints.
 	Peers []overlay.Peer
 }
@@ -663,7 +682,7 @@ func (s *Speaker) Status(ctx context.Context) Status {
 	for _, v := range s.vnis {
 		st.VNIs = append(st.VNIs, VNIStatus{
 			VNI: v.vni, RD: fmt.Sprintf("%s:%d", s.cfg.RouterID, v.rdIndex), RT: fmt.Sprintf("%d:%d", uint16(s.cfg.ASN), v.vni),
-			RoutesOut: v.routesOut, RoutesIn: v.routesIn, Peers: slices.Clone(v.peers),
+			RoutesOut: v.routesOut, RoutesIn: v.routesIn, LocalMACs: v.localMACs, Peers: slices.Clone(v.peers),
 		})
 	}
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,16 +43,19 @@ type node struct {
 	vtep  netip.Addr
 	mac   fdb.MAC
 
+	skew atomic.Int64 // added to the local view's clock
+
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func newNode(t *testing.T, name string, asn uint32, addr, vtep string, mac fdb.MAC) *node {
+func newNode(t *testing.T, name string, asn uint32, addr, vtep string, mac fdb.MAC, ageing time.Duration) *node {
 	t.Helper()
 	n := &node{name: name, addr: netip.MustParseAddr(addr), vtep: netip.MustParseAddr(vtep), mac: mac}
 	n.port = freePort(t, addr)
 	n.table = fdb.New(fdb.Options{})
-	n.local = overlay.NewLocal(overlay.LocalConfig{VNI: 100, VTEP: overlay.VTEP{Addr: n.vtep, Port: 4789, MAC: mac}})
+	n.local = overlay.NewLocal(overlay.LocalConfig{VNI: 100, VTEP: overlay.VTEP{Addr: n.vtep, Port: 4789, MAC: mac},
+		Ageing: ageing, Now: func() time.Time { return time.Now().Add(time.Duration(n.skew.Load())) }})
 	n.inst = overlay.NewInstaller(overlay.InstallerConfig{Owner: Owner, VNI: 100, Table: n.table, Self: mac, SelfAddr: n.vtep})
 	return n
 }
@@ -127,20 +131,28 @@ func wantOwned(n *node, want map[fdb.MAC]netip.Addr) func() error {
 // writes: two servers in one process (these tests, never the daemon) race
 // on them harmlessly, so the evpn package is left out of the -race run.
 
-// TestSpeakers runs two speakers in eBGP over loopback: each installs the
-// other's flood entry and MACs (next hop = the VTEP, not the session
-// address), a MAC that moves is followed through sequence numbers, and a
-// speaker that stops takes its routes with it.
+// TestSpeakers runs two speakers over loopback, in eBGP and in iBGP: each
+// installs the other's flood entry and MACs (next hop = the VTEP, not the
+// session address), a MAC that moves is followed through sequence numbers
+// and the old location withdraws its route, and a speaker that stops
+// takes its routes with it.
 func TestSpeakers(t *testing.T) {
+	t.Run("ebgp", func(t *testing.T) { testSpeakers(t, 65001, 65002) })
+	// In iBGP both use one route target, and GoBGP checks the MAC
+	// mobility of local routes against the other's.
+	t.Run("ibgp", func(t *testing.T) { testSpeakers(t, 65000, 65000) })
+}
+
+func testSpeakers(t *testing.T, asA, asB uint32) {
 	macA := fdb.MAC{2, 0, 0, 0, 0, 0xa1}
 	macB := fdb.MAC{2, 0, 0, 0, 0, 0xb1}
 	roam := fdb.MAC{2, 0, 0, 0, 0, 0xee}
-	a := newNode(t, "a", 65001, "127.0.0.1", "192.0.2.1", macA)
-	b := newNode(t, "b", 65002, "127.0.0.2", "192.0.2.2", macB)
+	a := newNode(t, "a", asA, "127.0.0.1", "192.0.2.1", macA, time.Minute)
+	b := newNode(t, "b", asB, "127.0.0.2", "192.0.2.2", macB, 0)
 	a.local.SetAddrs([]netip.Addr{netip.MustParseAddr("203.0.113.1")})
 	a.local.ObserveSource(roam)
-	a.start(t, 65001, b.neighbor(65002))
-	b.start(t, 65002, a.neighbor(65001))
+	a.start(t, asA, b.neighbor(asB))
+	b.start(t, asB, a.neighbor(asA))
 
 	testnet.Eventually(t, 20*time.Second, wantOwned(b, map[fdb.MAC]netip.Addr{fdb.Zero: a.vtep, macA: a.vtep, roam: a.vtep}))
 	testnet.Eventually(t, 5*time.Second, wantOwned(a, map[fdb.MAC]netip.Addr{fdb.Zero: b.vtep, macB: b.vtep}))
@@ -149,7 +161,7 @@ func TestSpeakers(t *testing.T) {
 		t.Fatalf("sessions %+v", st.Sessions)
 	}
 	// a: type-3, TAP MAC, TAP MAC+IP, roam.
-	if len(st.VNIs) != 1 || st.VNIs[0].RoutesIn != 4 || st.VNIs[0].RoutesOut != 2 || st.VNIs[0].RD != "192.0.2.2:100" || st.VNIs[0].RT != "65002:100" {
+	if len(st.VNIs) != 1 || st.VNIs[0].RoutesIn != 4 || st.VNIs[0].RoutesOut != 2 || st.VNIs[0].RD != "192.0.2.2:100" || st.VNIs[0].RT != fmt.Sprintf("%d:100", asB) {
 		t.Fatalf("vnis %+v", st.VNIs)
 	}
 	if p := st.VNIs[0].Peers; len(p) != 1 || p[0].VTEP.Addr != a.vtep || len(p[0].Endpoints) != 2 {
@@ -163,6 +175,42 @@ func TestSpeakers(t *testing.T) {
 	b.local.ObserveSource(roam)
 	testnet.Eventually(t, 5*time.Second, wantOwned(a, map[fdb.MAC]netip.Addr{fdb.Zero: b.vtep, macB: b.vtep, roam: b.vtep}))
 	testnet.Eventually(t, 5*time.Second, wantOwned(b, map[fdb.MAC]netip.Addr{fdb.Zero: a.vtep, macA: a.vtep}))
+	// a withdrew its route for roam: b receives a's type-3 and TAP
+	// routes only (MAC and MAC+IP).
+	testnet.Eventually(t, 5*time.Second, func() error {
+		if in := b.sp.Status(context.Background()).VNIs[0].RoutesIn; in != 3 {
+			return fmt.Errorf("b receives %d routes from a, want 3", in)
+		}
+		return nil
+	})
+	if n := a.counter("evpn_path_errors"); n != 0 {
+		t.Errorf("a: %d path errors", n)
+	}
+
+	// roam goes back to a once a has aged it out (its clock jumps past
+	// the ageing time): a outbids b's sequence 1 with 2, and b withdraws
+	// its route.
+	a.skew.Store(int64(2 * time.Minute))
+	// The speaker must have seen the MAC gone (a reconcile after the
+	// expiry) for its return to count as a move back.
+	testnet.Eventually(t, 10*time.Second, func() error {
+		if n := a.sp.Status(context.Background()).VNIs[0].LocalMACs; n != 1 {
+			return fmt.Errorf("a's speaker sees %d local MACs, want 1 (the TAP's)", n)
+		}
+		return nil
+	})
+	a.local.ObserveSource(roam)
+	testnet.Eventually(t, 5*time.Second, wantOwned(b, map[fdb.MAC]netip.Addr{fdb.Zero: a.vtep, macA: a.vtep, roam: a.vtep}))
+	testnet.Eventually(t, 5*time.Second, wantOwned(a, map[fdb.MAC]netip.Addr{fdb.Zero: b.vtep, macB: b.vtep}))
+	testnet.Eventually(t, 5*time.Second, func() error {
+		if in := a.sp.Status(context.Background()).VNIs[0].RoutesIn; in != 2 {
+			return fmt.Errorf("a receives %d routes from b, want 2 (b's withdrawal of roam failed?)", in)
+		}
+		return nil
+	})
+	if n := b.counter("evpn_path_errors"); n != 0 {
+		t.Errorf("b: %d path errors", n)
+	}
 
 	// b stops: a's routes from it go at once (b closes the session).
 	b.stop()
@@ -177,7 +225,7 @@ func TestSpeakers(t *testing.T) {
 // nothing of them is installed, while the valid route next to them is.
 func TestSpeakerIgnoresBadRoutes(t *testing.T) {
 	macA := fdb.MAC{2, 0, 0, 0, 0, 0xa1}
-	a := newNode(t, "a", 65001, "127.0.0.1", "192.0.2.1", macA)
+	a := newNode(t, "a", 65001, "127.0.0.1", "192.0.2.1", macA, time.Minute)
 	peerAddr := netip.MustParseAddr("127.0.0.3")
 	peerPort := freePort(t, "127.0.0.3")
 
