@@ -181,3 +181,85 @@ func TestEVPNWithFRR(t *testing.T) {
 	vtyHas(t, frr, "show bgp l2vpn evpn route", 15*time.Second, nil, []string{"192.0.2.2"})
 	kernelFDBHas(t, h1, 5*time.Second, nil, []string{"dst 192.0.2.2"})
 }
+
+// TestEVPNThreeVTEPsIBGP: one FRR VTEP and two vxland VTEPs in one AS, a
+// full iBGP mesh. Every VTEP floods to the two others and every pair
+// reaches each other. A container's MAC moves from FRR's bridge to the
+// bridge of a vxland host: vxland advertises it with sequence number 1,
+// and FRR and the third VTEP move it to that host.
+func TestEVPNThreeVTEPsIBGP(t *testing.T) {
+	w := newEVPNWorld(t)
+	h1, h2, h3 := w.host(1), w.host(2), w.host(3)
+	c1, frr := w.frrHost(h1, 1, "65000", "192.0.2.2 remote-as 65000", "192.0.2.3 remote-as 65000")
+	// Host 2 bridges its TAP, for the container that moves there.
+	h2.Exec(t, "ip", "link", "add", "br2", "type", "bridge")
+	h2.Exec(t, "ip", "link", "set", "br2", "up")
+	h2.Addr(t, "br2", "203.0.113.2/24")
+	d2 := startShared(t, h2, t.TempDir(), "--vni", "100", "--local", "192.0.2.2", "--up", "--master", "br2",
+		"--bgp-asn", "65000", "--bgp-neighbor", "192.0.2.1", "--bgp-neighbor", "192.0.2.3")
+	d3 := w.vtep(h3, 3, "--bgp-asn", "65000", "--bgp-neighbor", "192.0.2.1", "--bgp-neighbor", "192.0.2.2")
+	m2, m3 := macOf(t, h2, "vx0"), macOf(t, h3, "vx0")
+
+	const converge = 30 * time.Second
+	vtyHas(t, frr, "show evpn vni 100", converge, []string{"192.0.2.2 flood: HER", "192.0.2.3 flood: HER"}, nil)
+	kernelFDBHas(t, h1, 5*time.Second, []string{
+		"00:00:00:00:00:00 dst 192.0.2.2 self permanent", "00:00:00:00:00:00 dst 192.0.2.3 self permanent",
+		m2 + " dst 192.0.2.2 self extern_learn", m3 + " dst 192.0.2.3 self extern_learn",
+	}, nil)
+	fdbHas(t, d2, converge, []string{evpnOwned("00:00:00:00:00:00", "192.0.2.1"), evpnOwned("00:00:00:00:00:00", "192.0.2.3"), evpnOwned(m3, "192.0.2.3")}, nil)
+	fdbHas(t, d3, converge, []string{evpnOwned("00:00:00:00:00:00", "192.0.2.1"), evpnOwned("00:00:00:00:00:00", "192.0.2.2"), evpnOwned(m2, "192.0.2.2")}, nil)
+	out := d3.ctl(t, "bgp", "show")
+	for _, want := range []string{"neighbor 192.0.2.1 as 65000 established", "neighbor 192.0.2.2 as 65000 established", "rt 65000:100"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bgp show lacks %q:\n%s", want, out)
+		}
+	}
+	c1.Ping(t, "203.0.113.2", 2)
+	c1.Ping(t, "203.0.113.3", 2)
+	h2.Ping(t, "203.0.113.3", 2)
+
+	// A container on host 2's bridge, behind vxland's TAP: vxland
+	// advertises its MAC (sequence 0), FRR and the third VTEP install it.
+	const roamMAC = "02:00:00:00:00:99"
+	roam := testnet.NewNS(t)
+	testnet.Link(t, h2, "m2", roam, "eth0")
+	h2.Exec(t, "ip", "link", "set", "m2", "master", "br2")
+	roam.Exec(t, "ip", "link", "set", "eth0", "address", roamMAC)
+	roam.Addr(t, "eth0", "203.0.113.99/24")
+	roam.Ping(t, "203.0.113.3", 2)
+	fdbHas(t, d3, 10*time.Second, []string{evpnOwned(roamMAC, "192.0.2.2")}, nil)
+	kernelFDBHas(t, h1, 10*time.Second, []string{roamMAC + " dst 192.0.2.2 self extern_learn"}, nil)
+
+	// It moves to FRR's bridge, as a VM migrates: a copy with the same
+	// MAC and address speaks there while the original, now silent, is
+	// still in vxland's local view (it ages out after 300 s). FRR learns
+	// the MAC on its bridge and advertises it with sequence 1; vxland
+	// gives it up and both vxland VTEPs send to FRR. Static neighbour
+	// entries keep ARP out: only unicast crosses, from host 1 to host 3.
+	roam2 := testnet.NewNS(t)
+	testnet.Link(t, h1, "m1", roam2, "eth0")
+	h1.Exec(t, "ip", "link", "set", "m1", "master", "br100")
+	roam2.Exec(t, "ip", "link", "set", "eth0", "address", roamMAC)
+	roam2.Addr(t, "eth0", "203.0.113.99/24")
+	roam2.Exec(t, "ip", "neigh", "replace", "203.0.113.3", "lladdr", m3, "dev", "eth0", "nud", "permanent")
+	h3.Exec(t, "ip", "neigh", "replace", "203.0.113.99", "lladdr", roamMAC, "dev", "vx0", "nud", "permanent")
+	moved := time.Now()
+	spoke := make(chan error, 1)
+	go func() { _, err := roam2.TryPing("203.0.113.3", 1); spoke <- err }() // its first frame teaches FRR's bridge
+	fdbHas(t, d3, 5*time.Second, []string{evpnOwned(roamMAC, "192.0.2.1")}, nil)
+	t.Logf("MAC move to FRR followed by the third VTEP %v after the container first spoke there", time.Since(moved).Round(time.Millisecond))
+	<-spoke
+	testnet.Eventually(t, 10*time.Second, func() error {
+		_, err := roam2.TryPing("203.0.113.3", 1)
+		return err
+	})
+	fdbHas(t, d2, 5*time.Second, []string{evpnOwned(roamMAC, "192.0.2.1")}, nil)
+	vtyHas(t, frr, "show bgp l2vpn evpn route", 5*time.Second, []string{"MM:1"}, nil)
+	vtyHas(t, frr, "show bgp l2vpn evpn route rd 192.0.2.2:100", 5*time.Second, nil, []string{roamMAC})
+	if !strings.Contains(d2.proc.Output(), roamMAC+" moved to 192.0.2.1 (sequence 1)") {
+		t.Errorf("vxland on host 2 did not log the move:\n%s", d2.proc.Output())
+	}
+	roam.Exec(t, "ip", "link", "set", "eth0", "down") // the original is gone
+	c1.Ping(t, "203.0.113.99", 2)
+	h3.Ping(t, "203.0.113.99", 2)
+}
