@@ -229,6 +229,9 @@ func TestEVPNThreeVTEPsIBGP(t *testing.T) {
 	roam.Ping(t, "203.0.113.3", 2)
 	fdbHas(t, d3, 10*time.Second, []string{evpnOwned(roamMAC, "192.0.2.2")}, nil)
 	kernelFDBHas(t, h1, 10*time.Second, []string{roamMAC + " dst 192.0.2.2 self extern_learn"}, nil)
+	// Its address, seen in its ARP, goes out in a MAC+IP route.
+	vtyHas(t, frr, "show bgp l2vpn evpn route rd 192.0.2.2:100", 10*time.Second,
+		[]string{"[2]:[0]:[48]:[" + roamMAC + "]:[32]:[203.0.113.99]"}, nil)
 
 	// It moves to FRR's bridge, as a VM migrates: a copy with the same
 	// MAC and address speaks there while the original, now silent, is
