@@ -183,8 +183,8 @@ func TestEVPNWithFRR(t *testing.T) {
 }
 
 // TestEVPNThreeVTEPsIBGP: one FRR VTEP and two vxland VTEPs in one AS, a
-// full iBGP mesh. Every VTEP floods to the two others and every pair
-// reaches each other. A container's MAC moves from FRR's bridge to the
+// full iBGP mesh. Every VTEP floods to the two others, every pair reaches
+// each other, and a broadcast reaches each other VTEP exactly once. A container's MAC moves from FRR's bridge to the
 // bridge of a vxland host: vxland advertises it with sequence number 1,
 // and FRR and the third VTEP move it to that host.
 func TestEVPNThreeVTEPsIBGP(t *testing.T) {
@@ -217,6 +217,30 @@ func TestEVPNThreeVTEPsIBGP(t *testing.T) {
 	c1.Ping(t, "203.0.113.2", 2)
 	c1.Ping(t, "203.0.113.3", 2)
 	h2.Ping(t, "203.0.113.3", 2)
+
+	// BUM from host 3 reaches each other VTEP exactly once (head-end
+	// replication over the flood list EVPN built).
+	cap1 := h1.Capture(t, "ul0", "udp dst port 4789 and src host 192.0.2.3")
+	cap2 := h2.Capture(t, "ul0", "udp dst port 4789 and src host 192.0.2.3")
+	primeCapture(t, cap1, func() { h3.TryPing("203.0.113.11", 1) }, nil)
+	primeCapture(t, cap2, func() { h3.TryPing("203.0.113.2", 1) }, nil)
+	marker := []byte("vxland-evpn-flood-marker")
+	const n = 5
+	var frames [][]byte
+	for i := 0; i < n; i++ {
+		f := append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x43, 0x88, 0xb5}, marker...)
+		frames = append(frames, append(f, byte(i)))
+	}
+	sentinel := []byte("vxland-evpn-flood-sentinel")
+	frames = append(frames, append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x43, 0x88, 0xb5}, sentinel...))
+	sendFrames(t, h3, "vx0", frames)
+	awaitSentinel(t, sentinel, cap1, cap2)
+	if got := countVXLAN(cap1.Stop(), marker); got != n {
+		t.Errorf("the FRR VTEP got %d copies of %d broadcast frames, want exactly %d", got, n, n)
+	}
+	if got := countVXLAN(cap2.Stop(), marker); got != n {
+		t.Errorf("the vxland VTEP got %d copies of %d broadcast frames, want exactly %d", got, n, n)
+	}
 
 	// A container on host 2's bridge, behind vxland's TAP: vxland
 	// advertises its MAC (sequence 0), FRR and the third VTEP install it.
