@@ -72,6 +72,21 @@ func (w *evpnWorld) vtep(ns *testnet.NS, i int, extra ...string) *daemon {
 	return startShared(w.t, ns, w.t.TempDir(), args...)
 }
 
+// neighHas polls until d's `neigh show dev vx0` has the line want.
+func neighHas(t *testing.T, d *daemon, timeout time.Duration, want string) {
+	t.Helper()
+	testnet.Eventually(t, timeout, func() error {
+		out, err := d.ctlTry("neigh", "show", "dev", "vx0")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, want) {
+			return fmt.Errorf("neigh show of %s lacks %q:\n%s", d.ns, want, out)
+		}
+		return nil
+	})
+}
+
 func evpnOwned(mac, dst string) string {
 	return mac + " dst " + dst + " self extern_learn static owner evpn"
 }
@@ -217,6 +232,9 @@ func TestEVPNThreeVTEPsIBGP(t *testing.T) {
 	c1.Ping(t, "203.0.113.2", 2)
 	c1.Ping(t, "203.0.113.3", 2)
 	h2.Ping(t, "203.0.113.3", 2)
+	// The MAC+IP route of host 3's TAP is a neighbour binding on host 2,
+	// owned by EVPN (what --proxy answers ARP from).
+	neighHas(t, d2, 10*time.Second, "203.0.113.3 lladdr "+m3+" PERMANENT proto evpn")
 
 	// BUM from host 3 reaches each other VTEP exactly once (head-end
 	// replication over the flood list EVPN built).
@@ -256,6 +274,7 @@ func TestEVPNThreeVTEPsIBGP(t *testing.T) {
 	// Its address, seen in its ARP, goes out in a MAC+IP route.
 	vtyHas(t, frr, "show bgp l2vpn evpn route rd 192.0.2.2:100", 10*time.Second,
 		[]string{"[2]:[0]:[48]:[" + roamMAC + "]:[32]:[203.0.113.99]"}, nil)
+	neighHas(t, d3, 10*time.Second, "203.0.113.99 lladdr "+roamMAC+" PERMANENT proto evpn")
 
 	// It moves to FRR's bridge, as a VM migrates: a copy with the same
 	// MAC and address speaks there while the original, now silent, is

@@ -36,13 +36,14 @@ type evpnRun struct {
 }
 
 // joinEVPN records a VNI served by EVPN once its TAP is up: its installer
-// owns what EVPN installs in its table. It returns the VNI's counters: the
+// owns what EVPN installs in its forwarding and neighbour tables. It returns the VNI's counters: the
 // segment's, then the installer's and the local view's.
 func (d *daemon) joinEVPN(s *vniSetup, seg *dataplane.Segment) func() []stats.Value {
 	v := s.v
 	in := overlay.NewInstaller(overlay.InstallerConfig{
 		Owner: evpn.Owner, VNI: v.ID, Table: s.table,
 		Self: fdb.MAC(s.mac), SelfAddr: v.Local.Unmap(),
+		Neighbours: seg.Neigh(), // what the proxy and rsc answer from
 	})
 	d.evpnVNIs = append(d.evpnVNIs, evpnVNI{local: s.local, installer: in, h: s.h, tap: seg.TAPName()})
 	d.vniStats[seg] = func() []stats.Value {
