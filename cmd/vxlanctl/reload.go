@@ -83,51 +83,6 @@ func daemonSockets(dir string) ([]string, error) {
 	return targets, nil
 }
 
-// clusterShow prints the cluster status of the daemon that serves cmd.dev
-// (or listens on cmd.socket), or of every daemon in the run directory.
-func clusterShow(cmd *command, stdout io.Writer) error {
-	var targets []string // one socket per daemon; none: the one cmd names
-	if cmd.socket == "" && cmd.dev == "" {
-		var err error
-		if targets, err = daemonSockets(cmd.dir); err != nil {
-			return err
-		}
-	}
-	var sts []*control.ClusterStatus
-	var errs []error
-	for i := 0; i < max(1, len(targets)); i++ {
-		var c *control.Client
-		var err error
-		if targets == nil {
-			c, err = connect(cmd)
-		} else {
-			c, err = control.Dial(targets[i])
-		}
-		if err == nil {
-			var st *control.ClusterStatus
-			if st, err = c.ClusterShow(); err == nil {
-				sts = append(sts, st)
-			}
-			c.Close()
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if cmd.json {
-		if err := control.WriteClusterJSON(stdout, sts); err != nil {
-			return err
-		}
-	} else {
-		for _, st := range sts {
-			if err := control.FormatCluster(stdout, st); err != nil {
-				return err
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // writeSummary prints a reload's summary, each line after prefix.
 func writeSummary(w io.Writer, prefix, sum string) error {
 	if sum == "" {

@@ -172,9 +172,16 @@ func (d *daemon) checkClusterReload(cfg *config.Config) error {
 	if !reflect.DeepEqual(cfg.Cluster, d.running.Cluster) || !reflect.DeepEqual(cfg.Etcd, d.running.Etcd) {
 		return errors.New("[etcd] or [cluster] changed: restart vxland to change cluster mode")
 	}
+	return d.checkPlaneReload(cfg, "the cluster", (*config.Config).InCluster)
+}
+
+// checkPlaneReload refuses a reload that would change which VNIs a control
+// plane (named plane in messages) serves, or any of them: a control plane
+// takes its VNIs at start.
+func (d *daemon) checkPlaneReload(cfg *config.Config, plane string, serves func(*config.Config, *config.VNI) bool) error {
 	old := map[vniIdentity]config.VNI{}
 	for i := range d.running.VNIs {
-		if v := &d.running.VNIs[i]; d.running.InCluster(v) {
+		if v := &d.running.VNIs[i]; serves(d.running, v) {
 			old[identityOf(v)] = *v
 		}
 	}
@@ -183,14 +190,14 @@ func (d *daemon) checkClusterReload(cfg *config.Config) error {
 		o, was := old[identityOf(v)]
 		delete(old, identityOf(v))
 		switch {
-		case cfg.InCluster(v) && !was:
-			return fmt.Errorf("%s would join the cluster: restart vxland to change cluster membership", vniName(v))
+		case serves(cfg, v) && !was:
+			return fmt.Errorf("%s would join %s: restart vxland to change it", vniName(v), plane)
 		case was && !reflect.DeepEqual(o, *v):
-			return fmt.Errorf("%s is in the cluster: restart vxland to change it", vniName(v))
+			return fmt.Errorf("%s is served by %s: restart vxland to change it", vniName(v), plane)
 		}
 	}
 	for _, v := range old {
-		return fmt.Errorf("%s would leave the cluster: restart vxland to change cluster membership", vniName(&v))
+		return fmt.Errorf("%s would leave %s: restart vxland to change it", vniName(&v), plane)
 	}
 	return nil
 }

@@ -127,27 +127,7 @@ func (d *daemon) checkEVPNReload(cfg *config.Config) error {
 	if !reflect.DeepEqual(cfg.BGP, d.running.BGP) {
 		return errors.New("[bgp] changed: restart vxland to change it")
 	}
-	old := map[vniIdentity]config.VNI{}
-	for i := range d.running.VNIs {
-		if v := &d.running.VNIs[i]; d.running.InEVPN(v) {
-			old[identityOf(v)] = *v
-		}
-	}
-	for i := range cfg.VNIs {
-		v := &cfg.VNIs[i]
-		o, was := old[identityOf(v)]
-		delete(old, identityOf(v))
-		switch {
-		case cfg.InEVPN(v) && !was:
-			return fmt.Errorf("%s would be served by EVPN: restart vxland to change it", vniName(v))
-		case was && !reflect.DeepEqual(o, *v):
-			return fmt.Errorf("%s is served by EVPN: restart vxland to change it", vniName(v))
-		}
-	}
-	for _, v := range old {
-		return fmt.Errorf("%s would leave EVPN: restart vxland to change it", vniName(&v))
-	}
-	return nil
+	return d.checkPlaneReload(cfg, "EVPN", (*config.Config).InEVPN)
 }
 
 // bgpShow answers `vxlanctl bgp show`.
