@@ -581,12 +581,15 @@ func (t *Table) Del(mac MAC, d *Dest) error {
 	return nil
 }
 
-// Entries returns a consistent copy of the table for `fdb show`, sorted by
-// MAC; each entry lists its destinations in the order they were added.
+// Entries returns a copy of the table for `fdb show`, sorted by MAC; each
+// entry lists its destinations in the order they were added. Every entry
+// is as one moment saw it; entries changed while the copy is made may be
+// seen before or after the change.
 func (t *Table) Entries() []Entry {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make([]Entry, 0, t.count.Load())
+	// No lock: shards are copy-on-write maps of immutable entries, so each
+	// shard read is consistent and a listing of 100k entries never holds
+	// up learning or the control socket's writes.
+	out := make([]Entry, 0, max(t.count.Load(), 0))
 	for i := range t.shards {
 		for mac, e := range *t.shards[i].Load() {
 			out = append(out, Entry{
