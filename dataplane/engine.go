@@ -889,6 +889,7 @@ func (ep *Endpoint) tickLoop() error {
 			for _, s := range ep.tab.Load().list {
 				s.cfg.Table.Tick()
 			}
+			ep.rx.pollOverflow()
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -15,8 +16,7 @@ import (
 )
 
 // cmsgSpace is room for the control messages of one datagram: the outer TOS
-// (or traffic class), UDP_GRO size and SO_RXQ_OVFL drop count in, or TOS,
-// TTL and UDP_SEGMENT out.
+// (or traffic class) and UDP_GRO size in, or TOS, TTL and UDP_SEGMENT out.
 const cmsgSpace = 128
 
 // udpSocket is a UDP socket received from through recvmmsg on
@@ -38,12 +38,12 @@ type udpSocket struct {
 	rerr   error // error of the last recvmmsg
 	rfn    func(fd uintptr) bool
 	// overflow counts the datagrams the kernel dropped because the
-	// receive queue was full (SO_RXQ_OVFL); nil when not asked for.
+	// receive queue was full; nil when not asked for. pollOverflow
+	// updates it.
 	overflow *stats.Counter
-	// kernelDrops is the socket's drop count as the last SO_RXQ_OVFL
-	// control message said; the kernel's count is cumulative, overflow
-	// gets what it grew by.
-	kernelDrops uint32
+	// kernelDrops is the socket's drop count when pollOverflow last read
+	// it; the kernel's count is cumulative, overflow gets what it grew by.
+	kernelDrops atomic.Uint32
 }
 
 // sendBatch is one goroutine's queue of datagrams for one socket: several
@@ -215,29 +215,61 @@ func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos 
 			sizes[i] = -1 // larger than the buffer: the caller drops it
 		}
 		from[i] = sockaddrToAddrPort(&s.rnames[i])
-		var drops uint32
-		var hasDrops bool
-		tos[i], gso[i], drops, hasDrops = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
-		if hasDrops && s.overflow != nil {
-			if d := dropsDelta(s.kernelDrops, drops); d > 0 {
-				s.overflow.Add(uint64(d))
-				s.kernelDrops = drops
-			}
-		}
+		tos[i], gso[i] = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
 	}
 	return got, nil
 }
 
-// countOverflow asks the kernel to report, with each received datagram,
-// how many datagrams the socket has dropped so far (SO_RXQ_OVFL: its
-// receive queue was full), and makes recv add what that count grows by to
-// c. The count arrives with the next datagram received after a drop.
+// countOverflow makes pollOverflow add the datagrams the kernel drops for
+// this socket (its receive queue full) to c.
+//
+// The drop count is read with getsockopt(SO_MEMINFO), not received with
+// every datagram (SO_RXQ_OVFL): with SO_RXQ_OVFL set, a socket of this
+// kernel stopped being served after a burst of drops (a UDP flood left the
+// receive loop waiting with datagrams queued); a read once a second costs
+// nothing per packet.
 func (s *udpSocket) countOverflow(c *stats.Counter) error {
-	if err := s.setInt(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1, "SO_RXQ_OVFL"); err != nil {
+	s.overflow = c
+	d, err := s.drops()
+	if err != nil {
 		return err
 	}
-	s.overflow = c
+	s.kernelDrops.Store(d)
 	return nil
+}
+
+// pollOverflow adds to the overflow counter what the kernel's drop count
+// grew by since the last call. Safe to call from one goroutine at a time.
+func (s *udpSocket) pollOverflow() {
+	if s.overflow == nil {
+		return
+	}
+	d, err := s.drops()
+	if err != nil {
+		return
+	}
+	if n := dropsDelta(s.kernelDrops.Load(), d); n > 0 {
+		s.overflow.Add(uint64(n))
+		s.kernelDrops.Store(d)
+	}
+}
+
+// skMeminfoDrops is SK_MEMINFO_DROPS, the index of the drop count in what
+// SO_MEMINFO returns.
+const skMeminfoDrops = 8
+
+// drops returns the socket's cumulative count of datagrams the kernel
+// dropped (SO_MEMINFO's SK_MEMINFO_DROPS).
+func (s *udpSocket) drops() (uint32, error) {
+	var mem [skMeminfoDrops + 1]uint32
+	l := uint32(unsafe.Sizeof(mem))
+	// The descriptor directly, not through rc.Control, whose closure would
+	// allocate; a read after Close fails with EBADF and changes nothing.
+	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&mem[0])), uintptr(unsafe.Pointer(&l)), 0); e != 0 {
+		return 0, fmt.Errorf("getsockopt(SO_MEMINFO): %w", e)
+	}
+	return mem[skMeminfoDrops], nil
 }
 
 // dropsDelta returns how much the kernel's cumulative 32-bit drop count
@@ -283,12 +315,10 @@ func sockaddrToAddrPort(rsa *unix.RawSockaddrInet6) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// parseRecvCmsgs returns the outer TOS (IP_TOS or IPV6_TCLASS), the
-// UDP_GRO segment size (0 when the datagram was not coalesced) and the
-// socket's cumulative drop count (SO_RXQ_OVFL, with hasDrops; the kernel
-// leaves it out while the count is 0) from a received datagram's control
-// messages.
-func parseRecvCmsgs(oob []byte) (tos uint8, gso int, drops uint32, hasDrops bool) {
+// parseRecvCmsgs returns the outer TOS (IP_TOS or IPV6_TCLASS) and the
+// UDP_GRO segment size (0 when the datagram was not coalesced) from a
+// received datagram's control messages.
+func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
 	for len(oob) >= unix.SizeofCmsghdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
@@ -303,8 +333,6 @@ func parseRecvCmsgs(oob []byte) (tos uint8, gso int, drops uint32, hasDrops bool
 			tos = uint8(binary.NativeEndian.Uint32(data))
 		case h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO && len(data) >= 4:
 			gso = int(binary.NativeEndian.Uint32(data))
-		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && len(data) >= 4:
-			drops, hasDrops = binary.NativeEndian.Uint32(data), true
 		}
 		adv := cmsgAlign(l)
 		if adv > len(oob) {
@@ -312,7 +340,7 @@ func parseRecvCmsgs(oob []byte) (tos uint8, gso int, drops uint32, hasDrops bool
 		}
 		oob = oob[adv:]
 	}
-	return tos, gso, drops, hasDrops
+	return tos, gso
 }
 
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }
