@@ -96,10 +96,7 @@ func FormatBGP(w io.Writer, st *BGPStatus) error {
 // WriteBGPJSON writes the statuses as one JSON array, followed by a
 // newline.
 func WriteBGPJSON(w io.Writer, sts []*BGPStatus) error {
-	if sts == nil {
-		sts = []*BGPStatus{}
-	}
-	return writeJSON(w, sts)
+	return writeJSONArray(w, sts)
 }
 
 // BGPShow returns the daemon's BGP EVPN status; a daemon without BGP
@@ -117,7 +114,7 @@ func (c *Client) BGPShow() (*BGPStatus, error) {
 
 // bgpShow answers bgp.show through the BGPShow hook.
 func (s *Server) bgpShow(req *request) reply {
-	if req.Dev != "" || req.MAC != "" || req.Dst != "" || req.Port != 0 || req.VNI != nil || req.State != "" {
+	if req.hasArgs() {
 		return failure(CodeInvalid, req.Op+" takes no arguments")
 	}
 	if s.BGPShow == nil {

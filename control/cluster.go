@@ -125,10 +125,7 @@ func joinAddrs(as []netip.Addr) string {
 // WriteClusterJSON writes the statuses as one JSON array, followed by a
 // newline.
 func WriteClusterJSON(w io.Writer, sts []*ClusterStatus) error {
-	if sts == nil {
-		sts = []*ClusterStatus{}
-	}
-	return writeJSON(w, sts)
+	return writeJSONArray(w, sts)
 }
 
 // ClusterShow returns the daemon's cluster status; a daemon not in a
@@ -146,7 +143,7 @@ func (c *Client) ClusterShow() (*ClusterStatus, error) {
 
 // clusterShow answers cluster.show through the ClusterShow hook.
 func (s *Server) clusterShow(req *request) reply {
-	if req.Dev != "" || req.hasFDBArgs() || req.hasNeighArgs() || req.Router {
+	if req.hasArgs() {
 		return failure(CodeInvalid, req.Op+" takes no arguments")
 	}
 	if s.ClusterShow == nil {

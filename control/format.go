@@ -235,6 +235,14 @@ func WriteDevsJSON(w io.Writer, devs []DeviceInfo) error {
 	return writeJSON(w, out)
 }
 
+// writeJSONArray writes items as one JSON array, [] when there are none.
+func writeJSONArray[T any](w io.Writer, items []T) error {
+	if items == nil {
+		items = []T{}
+	}
+	return writeJSON(w, items)
+}
+
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

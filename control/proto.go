@@ -102,6 +102,13 @@ func (r *request) hasNeighArgs() bool {
 	return r.IP != "" || r.LLAddr != ""
 }
 
+// hasArgs reports whether the request carries any argument at all, which
+// the requests about the whole daemon (reload, cluster.show, bgp.show)
+// refuse.
+func (r *request) hasArgs() bool {
+	return r.Dev != "" || r.hasFDBArgs() || r.hasNeighArgs() || r.Router
+}
+
 // reply is one reply line.
 type reply struct {
 	V     int          `json:"v"`

@@ -389,7 +389,7 @@ func (e *ReloadError) Unwrap() error { return e.Err }
 
 // reload executes the reload request through the Reload hook.
 func (s *Server) reload(req *request) reply {
-	if req.Dev != "" || req.hasFDBArgs() || req.hasNeighArgs() || req.Router {
+	if req.hasArgs() {
 		return failure(CodeInvalid, req.Op+" takes no arguments")
 	}
 	if s.Reload == nil {
