@@ -17,36 +17,29 @@ func fakeClock(l *Limiter) *int64 {
 	return &now
 }
 
+// tries asks l n times at one instant and returns how many it allowed.
+func tries(l *Limiter, n int) int {
+	allowed := 0
+	for range n {
+		if l.Allow() {
+			allowed++
+		}
+	}
+	return allowed
+}
+
 func TestLimiterBurstThenRate(t *testing.T) {
 	l := NewLimiter(100)
 	now := fakeClock(l)
-	allowed := 0
-	for range 1000 {
-		if l.Allow() {
-			allowed++
-		}
-	}
-	if allowed != 100 {
+	if allowed := tries(l, 1000); allowed != 100 {
 		t.Errorf("burst: %d allowed, want one second's worth, 100", allowed)
 	}
 	*now += int64(50 * time.Millisecond) // five more earned
-	allowed = 0
-	for range 1000 {
-		if l.Allow() {
-			allowed++
-		}
-	}
-	if allowed != 5 {
+	if allowed := tries(l, 1000); allowed != 5 {
 		t.Errorf("after 50 ms: %d allowed, want 5", allowed)
 	}
 	*now += int64(10 * time.Second) // idle: the burst refills, no more
-	allowed = 0
-	for range 1000 {
-		if l.Allow() {
-			allowed++
-		}
-	}
-	if allowed != 100 {
+	if allowed := tries(l, 1000); allowed != 100 {
 		t.Errorf("after idling: %d allowed, want 100", allowed)
 	}
 }
@@ -61,12 +54,7 @@ func TestLimiterConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n := 0
-			for range 1000 {
-				if l.Allow() {
-					n++
-				}
-			}
+			n := tries(l, 1000)
 			mu.Lock()
 			allowed += n
 			mu.Unlock()
