@@ -21,25 +21,34 @@ type Host struct {
 	handle        *netlink.Handle
 	link          int // the TAP's index
 	directRouting bool
-	applied       map[netip.Prefix]hostEntry
+	applied       map[netip.Prefix]Route
 }
 
-// hostEntry is what Host installed for one lease.
-type hostEntry struct {
-	lease  Lease
-	direct bool
+// Route is how the host reaches one lease's subnet: through the tunnel, or
+// directly via its PublicIP.
+type Route struct {
+	Lease  Lease
+	Direct bool
 }
 
 // NewHost returns a Host for the TAP with index link, reached through
 // handle (netlink.NewHandle() for the daemon's own namespace).
 func NewHost(handle *netlink.Handle, link int, directRouting bool) *Host {
-	return &Host{handle: handle, link: link, directRouting: directRouting, applied: map[netip.Prefix]hostEntry{}}
+	return &Host{handle: handle, link: link, directRouting: directRouting, applied: map[netip.Prefix]Route{}}
 }
 
-// Direct reports whether l is reached by direct routing (no
-// encapsulation): DirectRouting is on and the route to its PublicIP has
-// no gateway.
-func (h *Host) Direct(l Lease) bool {
+// Plan decides how each lease is reached, asking the kernel's routing
+// once per lease: directly when DirectRouting is on and the route to its
+// PublicIP has no gateway, through the tunnel otherwise.
+func (h *Host) Plan(leases []Lease) []Route {
+	out := make([]Route, len(leases))
+	for i, l := range leases {
+		out[i] = Route{Lease: l, Direct: h.direct(l)}
+	}
+	return out
+}
+
+func (h *Host) direct(l Lease) bool {
 	if !h.directRouting {
 		return false
 	}
@@ -47,17 +56,17 @@ func (h *Host) Direct(l Lease) bool {
 	return err == nil && len(routes) > 0 && routes[0].Gw == nil && routes[0].LinkIndex != h.link
 }
 
-// Apply makes the host hold exactly the entries of leases: what changed or
+// Apply makes the host hold exactly the entries of plan: what changed or
 // went is removed first (route, then neighbour), then what is new is added
 // (neighbour, then route, so the kernel never resolves the gateway itself).
-func (h *Host) Apply(leases []Lease) error {
-	want := make(map[netip.Prefix]hostEntry, len(leases))
-	for _, l := range leases {
-		want[l.Subnet] = hostEntry{lease: l, direct: h.Direct(l)}
+func (h *Host) Apply(plan []Route) error {
+	want := make(map[netip.Prefix]Route, len(plan))
+	for _, r := range plan {
+		want[r.Lease.Subnet] = r
 	}
 	var errs []error
 	for subnet, old := range h.applied {
-		if now, ok := want[subnet]; ok && now.lease.Equal(old.lease) && now.direct == old.direct {
+		if now, ok := want[subnet]; ok && now.Lease.Equal(old.Lease) && now.Direct == old.Direct {
 			continue
 		}
 		if err := h.remove(old); err != nil {
@@ -81,47 +90,47 @@ func (h *Host) Apply(leases []Lease) error {
 // Close removes every entry Host installed.
 func (h *Host) Close() error { return h.Apply(nil) }
 
-func (h *Host) route(e hostEntry) *netlink.Route {
-	dst := &net.IPNet{IP: e.lease.Subnet.Addr().AsSlice(), Mask: net.CIDRMask(e.lease.Subnet.Bits(), 32)}
-	if e.direct {
-		return &netlink.Route{Dst: dst, Gw: e.lease.PublicIP.AsSlice()}
+func (h *Host) route(e Route) *netlink.Route {
+	dst := &net.IPNet{IP: e.Lease.Subnet.Addr().AsSlice(), Mask: net.CIDRMask(e.Lease.Subnet.Bits(), 32)}
+	if e.Direct {
+		return &netlink.Route{Dst: dst, Gw: e.Lease.PublicIP.AsSlice()}
 	}
-	r := &netlink.Route{LinkIndex: h.link, Scope: netlink.SCOPE_UNIVERSE, Dst: dst, Gw: e.lease.Subnet.Addr().AsSlice()}
+	r := &netlink.Route{LinkIndex: h.link, Scope: netlink.SCOPE_UNIVERSE, Dst: dst, Gw: e.Lease.Subnet.Addr().AsSlice()}
 	r.SetFlag(syscall.RTNH_F_ONLINK)
 	return r
 }
 
-func (h *Host) neigh(e hostEntry) *netlink.Neigh {
+func (h *Host) neigh(e Route) *netlink.Neigh {
 	return &netlink.Neigh{
 		LinkIndex:    h.link,
 		Family:       netlink.FAMILY_V4,
 		State:        netlink.NUD_PERMANENT,
 		Type:         netlink.NDA_DST,
-		IP:           e.lease.Subnet.Addr().AsSlice(),
-		HardwareAddr: e.lease.VtepMAC,
+		IP:           e.Lease.Subnet.Addr().AsSlice(),
+		HardwareAddr: e.Lease.VtepMAC,
 	}
 }
 
-func (h *Host) add(e hostEntry) error {
-	if !e.direct {
+func (h *Host) add(e Route) error {
+	if !e.Direct {
 		if err := h.handle.NeighSet(h.neigh(e)); err != nil {
-			return fmt.Errorf("flannel: neighbour %s lladdr %s: %w", e.lease.Subnet.Addr(), e.lease.VtepMAC, err)
+			return fmt.Errorf("flannel: neighbour %s lladdr %s: %w", e.Lease.Subnet.Addr(), e.Lease.VtepMAC, err)
 		}
 	}
 	if err := h.handle.RouteReplace(h.route(e)); err != nil {
-		return fmt.Errorf("flannel: route %s: %w", e.lease.Subnet, err)
+		return fmt.Errorf("flannel: route %s: %w", e.Lease.Subnet, err)
 	}
 	return nil
 }
 
-func (h *Host) remove(e hostEntry) error {
+func (h *Host) remove(e Route) error {
 	var errs []error
 	if err := h.handle.RouteDel(h.route(e)); err != nil && !errors.Is(err, syscall.ESRCH) {
-		errs = append(errs, fmt.Errorf("flannel: delete route %s: %w", e.lease.Subnet, err))
+		errs = append(errs, fmt.Errorf("flannel: delete route %s: %w", e.Lease.Subnet, err))
 	}
-	if !e.direct {
+	if !e.Direct {
 		if err := h.handle.NeighDel(h.neigh(e)); err != nil && !errors.Is(err, syscall.ENOENT) {
-			errs = append(errs, fmt.Errorf("flannel: delete neighbour %s: %w", e.lease.Subnet.Addr(), err))
+			errs = append(errs, fmt.Errorf("flannel: delete neighbour %s: %w", e.Lease.Subnet.Addr(), err))
 		}
 	}
 	return errors.Join(errs...)

@@ -193,15 +193,17 @@ type flannelSink struct {
 }
 
 func (s *flannelSink) SetLeases(leases []flannel.Lease) error {
-	peers := make([]overlay.Peer, 0, len(leases))
-	for _, l := range leases {
-		if s.host.Direct(l) {
+	plan := s.host.Plan(leases)
+	peers := make([]overlay.Peer, 0, len(plan))
+	for _, r := range plan {
+		if r.Direct {
 			continue
 		}
+		l := r.Lease
 		peers = append(peers, overlay.Peer{
 			ID:   l.Subnet.String(),
 			VTEP: overlay.VTEP{Addr: l.PublicIP, Port: s.port, MAC: fdb.MAC(l.VtepMAC)},
 		})
 	}
-	return errors.Join(s.installer.Apply(peers), s.host.Apply(leases))
+	return errors.Join(s.installer.Apply(peers), s.host.Apply(plan))
 }
