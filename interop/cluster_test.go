@@ -21,7 +21,7 @@ import (
 // etcd on it at 192.0.2.254, and the hosts plugged into it.
 type clusterWorld struct {
 	t    *testing.T
-	hub  *testnet.NS
+	sw   *testnet.Switch
 	etcd *testnet.Etcd
 	cli  *clientv3.Client
 }
@@ -34,8 +34,8 @@ func newClusterWorld(t *testing.T) *clusterWorld { return newClusterWorldTLS(t, 
 // requiring client certificates when tls is set.
 func newClusterWorldTLS(t *testing.T, tls *testnet.EtcdTLS) *clusterWorld {
 	testnet.RequireRoot(t)
-	hub := testnet.NewNS(t)
-	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
+	sw := testnet.NewSwitch(t)
+	hub := sw.NS
 	hub.Addr(t, "br0", "192.0.2.254/24")
 	var e *testnet.Etcd
 	if tls != nil {
@@ -43,17 +43,12 @@ func newClusterWorldTLS(t *testing.T, tls *testnet.EtcdTLS) *clusterWorld {
 	} else {
 		e = testnet.StartEtcd(t, hub, "192.0.2.254")
 	}
-	return &clusterWorld{t: t, hub: hub, etcd: e, cli: e.Client(t)}
+	return &clusterWorld{t: t, sw: sw, etcd: e, cli: e.Client(t)}
 }
 
 // host plugs a new namespace into the switch as 192.0.2.i (device ul0).
 func (w *clusterWorld) host(i int) *testnet.NS {
-	ns := testnet.NewNS(w.t)
-	hubIf := fmt.Sprintf("e%d", i)
-	testnet.Link(w.t, w.hub, hubIf, ns, "ul0")
-	w.hub.Exec(w.t, "ip", "link", "set", hubIf, "master", "br0")
-	ns.Addr(w.t, "ul0", fmt.Sprintf("192.0.2.%d/24", i))
-	return ns
+	return w.sw.PlugN(w.t, i)
 }
 
 // member runs vxland on host i in the cluster: VNI 40, TAP vx0, no remote.

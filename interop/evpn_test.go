@@ -12,26 +12,18 @@ import (
 // evpnWorld is an underlay switch (a bridge in a hub namespace) and the
 // hosts plugged into it as 192.0.2.i.
 type evpnWorld struct {
-	t   *testing.T
-	hub *testnet.NS
+	t  *testing.T
+	sw *testnet.Switch
 }
 
 func newEVPNWorld(t *testing.T) *evpnWorld {
 	testnet.RequireRoot(t)
-	hub := testnet.NewNS(t)
-	hub.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
-	hub.Exec(t, "ip", "link", "set", "br0", "up")
-	return &evpnWorld{t: t, hub: hub}
+	return &evpnWorld{t: t, sw: testnet.NewSwitch(t)}
 }
 
 // host plugs a new namespace into the switch as 192.0.2.i (device ul0).
 func (w *evpnWorld) host(i int) *testnet.NS {
-	ns := testnet.NewNS(w.t)
-	hubIf := fmt.Sprintf("e%d", i)
-	testnet.Link(w.t, w.hub, hubIf, ns, "ul0")
-	w.hub.Exec(w.t, "ip", "link", "set", hubIf, "master", "br0")
-	ns.Addr(w.t, "ul0", fmt.Sprintf("192.0.2.%d/24", i))
-	return ns
+	return w.sw.PlugN(w.t, i)
 }
 
 // frrHost builds an FRR VTEP on host i as an FRR user builds one: a kernel

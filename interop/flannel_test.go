@@ -30,17 +30,16 @@ const (
 // flannelLAN is an underlay switch with etcd on it and node namespaces
 // plugged in.
 type flannelLAN struct {
-	sw   *testnet.NS
+	sw   *testnet.Switch
 	etcd *testnet.Etcd
 	cli  *clientv3.Client
 }
 
 func newFlannelLAN(t *testing.T) *flannelLAN {
 	t.Helper()
-	sw := testnet.NewNS(t)
-	newBridge(t, sw, "br0")
-	sw.Addr(t, "br0", flannelEtcdIP+"/24")
-	e := testnet.StartEtcd(t, sw, flannelEtcdIP)
+	sw := testnet.NewSwitch(t)
+	sw.NS.Addr(t, "br0", flannelEtcdIP+"/24")
+	e := testnet.StartEtcd(t, sw.NS, flannelEtcdIP)
 	cli := e.Client(t)
 	if _, err := cli.Put(context.Background(), flannelPrefix+"/config", flannelNetwork); err != nil {
 		t.Fatal(err)
@@ -52,11 +51,7 @@ func newFlannelLAN(t *testing.T) *flannelLAN {
 // forwarding on (it routes for its containers).
 func (l *flannelLAN) node(t *testing.T, i int) *testnet.NS {
 	t.Helper()
-	n := testnet.NewNS(t)
-	port := fmt.Sprintf("p%d", i)
-	testnet.Link(t, l.sw, port, n, "eth0")
-	l.sw.Exec(t, "ip", "link", "set", port, "master", "br0", "up")
-	n.Addr(t, "eth0", fmt.Sprintf("192.0.2.%d/24", i))
+	n := l.sw.Plug(t, fmt.Sprintf("p%d", i), "eth0", fmt.Sprintf("192.0.2.%d/24", i))
 	n.SetSysctl(t, "net.ipv4.ip_forward", "1")
 	return n
 }

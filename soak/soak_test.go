@@ -191,16 +191,8 @@ func (r *recorder) transferDone(path string, err error) {
 }
 
 func TestSoak(t *testing.T) {
-	sw := testnet.NewNS(t)
-	sw.Exec(t, "ip", "link", "add", "br0", "type", "bridge")
-	sw.Exec(t, "ip", "link", "set", "br0", "up")
-	host := func(ip string, port string) *testnet.NS {
-		n := testnet.NewNS(t)
-		testnet.Link(t, sw, port, n, "ul0")
-		sw.Exec(t, "ip", "link", "set", port, "master", "br0", "up")
-		n.Addr(t, "ul0", ip+"/24")
-		return n
-	}
+	sw := testnet.NewSwitch(t)
+	host := func(ip string, port string) *testnet.NS { return sw.Plug(t, port, "ul0", ip+"/24") }
 	a, k, b, h := host(vxA, "pa"), host(kernelK, "pk"), host(vxB, "pb"), host(hostileH, "ph")
 	kernelPeer := func() {
 		// The same MAC each time, as a rebooted peer host would have:
