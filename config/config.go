@@ -132,7 +132,13 @@ type Daemon struct {
 	// Metrics is the host:port to serve Prometheus metrics on at /metrics
 	// ("127.0.0.1:9477", ":9477"); "" serves none.
 	Metrics string
+	// Queues is how many workers move frames each way (TAP queues and
+	// receive sockets per endpoint); 0 means one per CPU.
+	Queues int
 }
+
+// MaxQueues bounds Daemon.Queues (a TAP has at most 256 queues).
+const MaxQueues = 256
 
 // VNI is one VXLAN segment and the TAP device that serves it. Field names
 // follow ip-link(8) type vxlan; the TOML key of each is in docs/config.md.

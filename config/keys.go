@@ -597,6 +597,20 @@ var KeyTable = append([]Key{
 		set: func(t Target, in input) error { t.Daemon.Metrics = in.s; return nil },
 	},
 	{
+		Name: "queues", Section: SectionDaemon, Kind: KindInt,
+		Flag: "queues", Arg: "N", Group: GroupDaemon,
+		Help: "workers each way: TAP queues and receive sockets per endpoint, 0 for one per CPU (default 0)",
+		Type: "integer", Default: "0",
+		Doc: "workers each way: every TAP gets N queues (IFF_MULTI_QUEUE) and every endpoint N receive sockets on its port (SO_REUSEPORT), one worker each; a flow stays on one; 0: one per CPU. Read at start",
+		set: func(t Target, in input) error {
+			if in.n < 0 || in.n > MaxQueues {
+				return fmt.Errorf("%s: must be 0 (one per CPU) to %d", in, MaxQueues)
+			}
+			t.Daemon.Queues = int(in.n)
+			return nil
+		},
+	},
+	{
 		Name: "endpoints", Section: SectionEtcd, Kind: KindStrings, Example: `["http://192.0.2.254:2379"]`,
 		Flag: "etcd-endpoints", Arg: "URLS", Group: GroupEtcd,
 		Help: "etcd client URLs, comma-separated (http://IP:2379, or https:// with the TLS files)",

@@ -28,6 +28,8 @@ import (
 	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/netio"
+	"github.com/vxland/vxland/netio/memio"
 	"github.com/vxland/vxland/offload"
 	"github.com/vxland/vxland/stats"
 )
@@ -98,57 +100,55 @@ func tcp4Frame(dst, src [6]byte, payloadLen int, seq uint32, seeded bool) []byte
 	return f
 }
 
-// benchEndpoint builds an Endpoint the way New does, bound to 127.0.0.1,
-// without segments. With offload it probes UDP GSO and GRO as New does.
-// Close releases its sockets (not the TAPs of its segments).
-func benchEndpoint(b testing.TB, offload bool) *Endpoint {
+// benchEndpoint returns an endpoint made by New over a real UDP underlay
+// bound to 127.0.0.1 (an ephemeral port: no privilege needed, nothing else
+// disturbed), serving one segment (VNI benchVNI) with table and dev as its
+// device (an in-memory one when nil). With offload it probes UDP GSO and
+// GRO as the daemon does. The endpoint is closed when the test ends.
+func benchEndpoint(b testing.TB, offload bool, table *fdb.Table, dev netio.FrameDevice) (*Endpoint, *Segment) {
 	b.Helper()
-	cfg := Config{Local: benchLocal, Port: DefaultPort, Offload: offload, Logf: b.Logf}
-	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1)}
-	ep.tab.Store(newSegTable(nil))
-	ep.gsoLimit.Store(maxGSOPayload)
-	ep.initCounters()
-	b.Cleanup(func() {
-		if ep.rx != nil {
-			ep.rx.close()
-		}
-		for _, s := range ep.tx {
-			s.close()
-		}
-	})
-	var err error
-	if ep.rx, err = openUDP(benchLocal, 0, false, defaultBatch); err != nil {
+	ul, err := openUnderlay(udpConfig{Bind: benchLocal, Local: benchLocal, Queues: 1, Offload: offload, Overflow: new(stats.Counter), Logf: b.Logf})
+	if err != nil {
 		b.Fatal(err)
 	}
-	ep.port = ep.rx.port
-	if err := ep.openTxPool(); err != nil {
+	if table == nil {
+		table = fdb.New(fdb.Options{})
+	}
+	ep, err := New(Config{Local: benchLocal, Offload: offload, Queues: 1, Underlay: ul, Logf: b.Logf,
+		Segments: []SegmentConfig{benchSegmentConfig(benchVNI, table, dev, offload)}})
+	if err != nil {
+		ul.Close()
 		b.Fatal(err)
 	}
-	if offload {
-		ep.probeOffloads()
-	}
-	return ep
+	b.Cleanup(func() { ep.Close() })
+	return ep, ep.Segments()[0]
 }
 
-// benchSegment adds a segment to ep the way newSegment does, with tap (nil
-// for the transmit benchmarks, which never touch it) instead of a TAP it
-// opens.
-func benchSegment(ep *Endpoint, table *fdb.Table, tap *TAP, offloadOn bool) *Segment {
-	sc := SegmentConfig{VNI: benchVNI, MAC: benchOurMAC, Table: table, Learning: true, Offload: offloadOn, MTU: 1450}
-	s := &Segment{cfg: sc, ep: ep, tap: tap}
-	s.tune.Store(newTuning(tuningOf(&sc)))
-	for _, sock := range ep.tx {
-		s.tx = append(s.tx, newSendBatch(sock, defaultBatch))
+// benchSegmentConfig is the configuration of a benchmark segment: learning
+// on, MTU 1450, dev as its device (an in-memory one when nil).
+func benchSegmentConfig(vni uint32, table *fdb.Table, dev netio.FrameDevice, offloadOn bool) SegmentConfig {
+	if dev == nil {
+		dev = memio.NewDevice(fmt.Sprintf("mem%d", vni), netio.FrameCaps{VnetHdr: offloadOn, TSO: offloadOn})
 	}
-	if offloadOn {
-		s.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: sc.MTU})
-		s.emitFn = s.emit
+	return SegmentConfig{VNI: vni, MAC: benchOurMAC, Table: table, Learning: true, Offload: offloadOn, MTU: 1450,
+		Devices: []netio.FrameDevice{dev}}
+}
+
+// addSegment adds a benchmark segment for vni to ep.
+func addSegment(b testing.TB, ep *Endpoint, vni uint32, table *fdb.Table) *Segment {
+	b.Helper()
+	s, err := ep.AddSegment(benchSegmentConfig(vni, table, nil, false))
+	if err != nil {
+		b.Fatal(err)
 	}
-	s.initCounters()
-	s.initHooks()
-	ep.tab.Store(newSegTable(append(ep.Segments(), s)))
 	return s
 }
+
+// txFor is a transmit worker's state for s, on its first queue.
+func txFor(s *Segment) *txState { return newTxState(s.devs[0], s.ep.ul.NewSender()) }
+
+// rxFor is receive worker 0 of ep, driven by hand (no Recv).
+func rxFor(ep *Endpoint) *rxWorker { return newRxWorker(ep, 0, nil) }
 
 // openSink opens a UDP socket on 127.0.0.1 that nobody reads, with the
 // smallest receive buffer, and returns its port. UDP_GRO lets it take the
@@ -179,24 +179,20 @@ func sinkDest(b testing.TB) fdb.Dest {
 
 // checkTx fails the benchmark unless every one of want datagrams went out:
 // a failed send would be a different (and allocating) code path.
-func checkTx(b *testing.B, s *Segment, want uint64) {
+func checkTx(b *testing.B, st *txState, want uint64) {
 	b.Helper()
-	if e := s.c.txErrors.Load(); e != 0 {
+	if e := st.sendErrors; e != 0 {
 		b.Fatalf("%d sendmmsg errors", e)
 	}
-	if got := s.c.txMessages.Load(); got != want {
+	if got := st.messages; got != want {
 		b.Fatalf("sent %d datagrams, want %d", got, want)
 	}
 }
 
-// dropQueued empties the send queues the batch filled without sending, as
+// dropQueued empties the send queue the batch filled without sending, as
 // flush does after sending: the no-send benchmarks measure the Go side alone.
-func dropQueued(s *Segment, st *txState) {
-	for _, b := range s.tx {
-		b.reset()
-	}
-	st.nhdr = 0
-	st.segOff = 0
+func dropQueued(st *txState) {
+	st.nq, st.npart, st.nhdr, st.segOff = 0, 0, 0, 0
 }
 
 // BenchmarkTransmitFrame forwards a 1450-byte frame to the unicast MAC of a
@@ -215,13 +211,12 @@ func BenchmarkTransmitFrame(b *testing.B) {
 			name += "/no-send"
 		}
 		b.Run(name, func(b *testing.B) {
-			ep := benchEndpoint(b, false)
 			table := fdb.New(fdb.Options{})
 			if err := table.Add(benchDstMAC, sinkDest(b), fdb.Static); err != nil {
 				b.Fatal(err)
 			}
-			s := benchSegment(ep, table, nil, false)
-			st := newTxState()
+			_, s := benchEndpoint(b, false, table, nil)
+			st := txFor(s)
 			frame := tcp4Frame(benchDstMAC, benchPeerMAC, benchFrameLen-54, 1, false)
 			b.SetBytes(int64(batch * len(frame)))
 			b.ReportAllocs()
@@ -232,13 +227,13 @@ func BenchmarkTransmitFrame(b *testing.B) {
 				if bc.send {
 					s.flush(st)
 				} else {
-					dropQueued(s, st)
+					dropQueued(st)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/frame")
 			if bc.send {
-				checkTx(b, s, uint64(b.N*batch))
-			} else if got := s.c.txFrames.Load(); got != uint64(b.N*batch) {
+				checkTx(b, st, uint64(b.N*batch))
+			} else if got := st.frames; got != uint64(b.N*batch) {
 				b.Fatalf("forwarded %d frames, want %d", got, b.N*batch)
 			}
 		})
@@ -249,15 +244,14 @@ func BenchmarkTransmitFrame(b *testing.B) {
 // destinations of the all-zeros entry (head-end replication): three
 // datagrams sharing the frame, each with its own header, one sendmmsg.
 func BenchmarkTransmitBroadcast(b *testing.B) {
-	ep := benchEndpoint(b, false)
 	table := fdb.New(fdb.Options{})
 	for range 3 {
 		if err := table.Append(fdb.Zero, sinkDest(b), fdb.Permanent); err != nil {
 			b.Fatal(err)
 		}
 	}
-	s := benchSegment(ep, table, nil, false)
-	st := newTxState()
+	_, s := benchEndpoint(b, false, table, nil)
+	st := txFor(s)
 	frame := tcp4Frame(benchBcast, benchPeerMAC, benchFrameLen-54, 1, false)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
@@ -265,7 +259,7 @@ func BenchmarkTransmitBroadcast(b *testing.B) {
 		s.forward(st, s.tune.Load(), frame)
 		s.flush(st)
 	}
-	checkTx(b, s, uint64(3*b.N))
+	checkTx(b, st, uint64(3*b.N))
 }
 
 // BenchmarkTransmitGSO forwards a 64 KB TCPv4 super-frame as a TAP with TSO
@@ -282,17 +276,16 @@ func BenchmarkTransmitGSO(b *testing.B) {
 			name = "sendmmsg"
 		}
 		b.Run(name, func(b *testing.B) {
-			ep := benchEndpoint(b, true)
-			if gso && !ep.udpGSO {
-				b.Skip("the kernel refuses UDP_SEGMENT")
-			}
-			ep.udpGSO = gso
 			table := fdb.New(fdb.Options{})
 			if err := table.Add(benchDstMAC, sinkDest(b), fdb.Static); err != nil {
 				b.Fatal(err)
 			}
-			s := benchSegment(ep, table, nil, false)
-			st := newTxState()
+			ep, s := benchEndpoint(b, true, table, nil)
+			if gso && !ep.ulCaps.GSO {
+				b.Skip("the kernel refuses UDP_SEGMENT")
+			}
+			ep.ulCaps.GSO = gso
+			st := txFor(s)
 			frame := tcp4Frame(benchDstMAC, benchPeerMAC, benchGSOSegments*benchMSS, 1, true)
 			h := offload.VirtioNetHdr{
 				Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4,
@@ -308,14 +301,14 @@ func BenchmarkTransmitGSO(b *testing.B) {
 			if bad := s.c.txBadGSO.Load(); bad != 0 {
 				b.Fatalf("%d super-frames refused", bad)
 			}
-			if got, want := s.c.txFrames.Load(), uint64(b.N*benchGSOSegments); got != want {
+			if got, want := st.frames, uint64(b.N*benchGSOSegments); got != want {
 				b.Fatalf("forwarded %d frames, want %d", got, want)
 			}
 			want := uint64(b.N * benchGSOSegments)
 			if gso {
 				want = uint64(b.N * 2) // two trains: 44 + 2 datagrams
 			}
-			checkTx(b, s, want)
+			checkTx(b, st, want)
 		})
 	}
 }
@@ -416,8 +409,8 @@ func BenchmarkReceiveDatagram(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			tap := openBenchTAP(b, bc.offload)
-			ep := benchEndpoint(b, false)
-			s := benchSegment(ep, fdb.New(fdb.Options{}), tap, bc.offload)
+			ep, s := benchEndpoint(b, bc.offload, nil, tap)
+			w := rxFor(ep)
 			payload := benchFrameLen - 54
 			dgrams := make([][]byte, bc.batch)
 			orig := make([][]byte, bc.batch)
@@ -427,9 +420,9 @@ func BenchmarkReceiveDatagram(b *testing.B) {
 			}
 			op := func() {
 				for _, d := range dgrams {
-					ep.receive(d, benchRemote, 0)
+					w.receive(d, benchRemote, 0)
 				}
-				s.flushRx()
+				w.finish()
 			}
 			op() // learns the sender; from now on a refresh
 			if s.c.learned.Load() != 1 {

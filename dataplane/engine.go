@@ -1,31 +1,29 @@
-// Package dataplane moves Ethernet frames between TAP devices and VXLAN over
-// UDP. Each segment (one VNI) has a TAP and a forwarding table; an endpoint
-// owns the UDP sockets that segments sharing a local address and port use.
-// Frames move in batches: one poller wakeup drains a TAP or a socket, and
-// one sendmmsg sends what a batch produced. Buffers are allocated once.
+// Package dataplane moves Ethernet frames between frame devices (TAP
+// queues) and VXLAN over an underlay (UDP sockets), through the batch
+// interfaces of package netio. Each segment (one VNI) has a device and a
+// forwarding table; an endpoint owns the underlay that segments sharing a
+// local address and port use. Work is spread over workers: one transmit
+// worker per device queue, one receive worker per underlay receive queue,
+// each with its own buffers (allocated once) and its own counts, added to
+// the shared counters once per batch.
 package dataplane
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
-	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/learning"
 	"github.com/vxland/vxland/neigh"
-	"github.com/vxland/vxland/offload"
+	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -36,9 +34,6 @@ const (
 	defaultBatch = 64
 	// bufSize holds the largest frame or datagram: 64 KiB plus headroom.
 	bufSize = 65536 + 64
-	// defaultTxSockets is the size of the transmit socket pool when the
-	// source port range is the kernel's local port range.
-	defaultTxSockets = 8
 )
 
 // Config describes an endpoint and the segments it serves.
@@ -55,8 +50,17 @@ type Config struct {
 	// SrcPortMin and SrcPortMax bound the outer UDP source ports,
 	// [min, max). Both zero means the kernel's local port range.
 	SrcPortMin, SrcPortMax uint16
-	// TxSockets is the transmit socket pool size; 0 picks a default.
+	// TxSockets is the transmit socket pool size, the number of distinct
+	// outer source ports flows spread over; 0 means DefaultTxSockets.
 	TxSockets int
+	// Queues is how many workers move frames each way: the TAPs get as
+	// many queues (IFF_MULTI_QUEUE) and the receive port as many sockets
+	// (SO_REUSEPORT), one worker each; a flow stays on one. 0 means one
+	// per CPU.
+	Queues int
+	// Underlay, when set, is used instead of the UDP sockets the fields
+	// above describe (tests use netio/memio); the endpoint closes it.
+	Underlay netio.Underlay
 	// Offload enables UDP GSO on transmit and UDP GRO on receive where the
 	// kernel has them.
 	Offload bool
@@ -129,6 +133,10 @@ type SegmentConfig struct {
 	// plane announces their source MACs, and the addresses their ARP and
 	// neighbour discovery reveal, as local endpoints).
 	Frames FrameObserver
+	// Devices, when set, are the segment's device queues, used instead of
+	// the TAP the fields above describe (tests use netio/memio); the
+	// segment closes them.
+	Devices []netio.FrameDevice
 }
 
 // FrameObserver is shown each Ethernet frame read from a TAP, before it is
@@ -141,10 +149,12 @@ type FrameObserver interface {
 // Endpoint is a running VTEP. Segments may be added and removed while it
 // runs (AddSegment, RemoveSegment).
 type Endpoint struct {
-	cfg  Config
-	port uint16
-	rx   *udpSocket
-	tx   []*udpSocket
+	cfg    Config
+	port   uint16
+	ul     netio.Underlay
+	ulCaps netio.UnderlayCaps
+	// queues is how many device queues each segment has.
+	queues int
 	// tab is the segments, replaced as a whole (copy on write) when one is
 	// added or removed, so that the packet path reads it without a lock.
 	tab atomic.Pointer[segTable]
@@ -156,12 +166,10 @@ type Endpoint struct {
 	// Close; it guards groups and running.
 	mu      sync.Mutex
 	groups  map[netip.Addr]int // joined groups, by how many segments use each
-	bindAny bool               // rx is bound to any address (a group needs it)
+	bindAny bool               // the receive port is bound to any address (a group needs it)
 	running bool               // Run has started the loops
 	errc    chan error         // the first loop failure
 
-	udpGSO bool // transmit sockets take UDP_SEGMENT
-	udpGRO bool // the receive socket coalesces (UDP_GRO)
 	// gsoLimit is the largest segment sent as a UDP_SEGMENT train; it
 	// drops below a size the kernel refused (segment plus outer headers
 	// over the device MTU), and such segments go one by one.
@@ -186,21 +194,22 @@ type Endpoint struct {
 	panicCount  int
 }
 
-// Segment is one VNI's TAP, table and counters.
+// Segment is one VNI's device, table and counters.
 type Segment struct {
 	cfg   SegmentConfig
 	ep    *Endpoint
-	tap   *TAP
+	devs  []netio.FrameDevice    // the device's queues
+	name  string                 // the device's name
+	vnet  bool                   // frames carry a virtio-net header
+	tso   bool                   // the device takes and gives super-frames
 	tune  atomic.Pointer[tuning] // what SetTuning may change while running
 	group netip.Addr             // the joined group; guarded by ep.mu
-	// removed is set by RemoveSegment before it closes the TAP, so the
-	// transmit loop ends quietly whatever error the closed TAP returns.
+	// removed is set by RemoveSegment before it closes the device, so the
+	// transmit workers end quietly whatever error the closed queues return.
 	removed atomic.Bool
 
-	tx     []*sendBatch       // one per endpoint transmit socket
-	coal   *offload.Coalescer // nil on the plain path
-	emitFn func(offload.VirtioNetHdr, []byte) error
-	vhdr   [offload.VirtioNetHdrLen]byte
+	// rx is each receive worker's state for this segment, by worker.
+	rx []*segRx
 
 	// members, when set, are the only underlay sources accepted for the
 	// segment's VNI (SetMembers); nil accepts any.
@@ -214,8 +223,6 @@ type Segment struct {
 
 	neigh *neigh.Table
 	bus   *events.Bus
-	// writeReply hands the proxy's replies to the TAP (tests replace it).
-	writeReply func([]byte) error
 }
 
 // segmentCounters are a segment's counters. tx_messages counts send
@@ -281,7 +288,7 @@ func tuningOf(sc *SegmentConfig) Tuning {
 		Proxy: sc.Proxy, L2Miss: sc.L2Miss, L3Miss: sc.L3Miss, RSC: sc.RSC}
 }
 
-// New opens the sockets and TAP devices of cfg. Nothing forwards until Run.
+// New opens the underlay and devices of cfg. Nothing forwards until Run.
 func New(cfg Config) (_ *Endpoint, err error) {
 	if len(cfg.Segments) == 0 {
 		return nil, errors.New("no segment configured")
@@ -295,7 +302,13 @@ func New(cfg Config) (_ *Endpoint, err error) {
 	if cfg.SrcPortMin > cfg.SrcPortMax || (cfg.SrcPortMin == cfg.SrcPortMax && cfg.SrcPortMin != 0) {
 		return nil, fmt.Errorf("source port range %d-%d is empty", cfg.SrcPortMin, cfg.SrcPortMax)
 	}
-	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1)}
+	if cfg.Queues < 0 {
+		return nil, fmt.Errorf("queues %d: must be positive", cfg.Queues)
+	}
+	if cfg.Queues == 0 {
+		cfg.Queues = runtime.NumCPU()
+	}
+	ep := &Endpoint{cfg: cfg, closing: make(chan struct{}), groups: map[netip.Addr]int{}, errc: make(chan error, 1), queues: cfg.Queues}
 	ep.tab.Store(newSegTable(nil))
 	ep.gsoLimit.Store(maxGSOPayload)
 	ep.SetAllowRemote(cfg.AllowRemote)
@@ -315,23 +328,19 @@ func New(cfg Config) (_ *Endpoint, err error) {
 		}
 	}
 	ep.bindAny = !bindAddr.IsValid() || bindAddr.IsUnspecified()
-	ep.rx, err = openUDP(bindAddr, cfg.Port, cfg.V6, defaultBatch)
-	if err != nil {
-		return nil, err
+	if cfg.Underlay != nil {
+		ep.ul = cfg.Underlay
+	} else {
+		ul, err := openUnderlay(udpConfig{Bind: bindAddr, Local: cfg.Local, Dev: cfg.Dev, V6: cfg.V6, Port: cfg.Port,
+			SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, TxSockets: cfg.TxSockets, Queues: cfg.Queues,
+			Offload: cfg.Offload, Overflow: ep.rxOverflow, Logf: cfg.Logf})
+		if err != nil {
+			return nil, err
+		}
+		ep.ul = ul
 	}
-	ep.port = ep.rx.port
-	if err := ep.bindDev(ep.rx); err != nil {
-		return nil, err
-	}
-	if err := ep.tuneRx(); err != nil {
-		return nil, err
-	}
-	if err := ep.openTxPool(); err != nil {
-		return nil, err
-	}
-	if cfg.Offload {
-		ep.probeOffloads()
-	}
+	ep.port = ep.ul.Port()
+	ep.ulCaps = ep.ul.Caps()
 	for _, sc := range cfg.Segments {
 		if _, err := ep.AddSegment(sc); err != nil {
 			return nil, err
@@ -367,7 +376,7 @@ func (ep *Endpoint) AddSegment(sc SegmentConfig) (*Segment, error) {
 	s.group = sc.Group
 	ep.tab.Store(newSegTable(append(old.list[:len(old.list):len(old.list)], s)))
 	if ep.running {
-		ep.spawn(s.transmitLoop)
+		s.spawnTransmit()
 	}
 	return s, nil
 }
@@ -391,8 +400,8 @@ func (ep *Endpoint) RemoveSegment(s *Segment) (int, error) {
 		return len(list), fmt.Errorf("vni %d: not served by this endpoint", s.cfg.VNI)
 	}
 	ep.tab.Store(newSegTable(list))
-	s.removed.Store(true) // before the close its transmit loop sees
-	err := s.tap.Close()
+	s.removed.Store(true) // before the close its transmit workers see
+	err := s.closeDevices()
 	ep.unuseGroup(s.group)
 	s.group = netip.Addr{}
 	return len(list), err
@@ -498,192 +507,21 @@ func (ep *Endpoint) unuseGroup(g netip.Addr) {
 	}
 }
 
-func (ep *Endpoint) tuneRx() error {
-	s := ep.rx
-	if ep.cfg.V6 {
-		if err := s.setInt(unix.IPPROTO_IPV6, unix.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS"); err != nil {
-			return err
-		}
-	} else if err := s.setInt(unix.IPPROTO_IP, unix.IP_RECVTOS, 1, "IP_RECVTOS"); err != nil {
-		return err
-	}
-	setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 8<<20)
-	return s.countOverflow(ep.rxOverflow)
-}
-
-// setBuffer raises a socket buffer, with the privileged option first.
-func setBuffer(fd, force, plain, size int) {
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, force, size) != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, plain, size)
-	}
-}
-
-// openTxPool binds the transmit sockets. With an explicit source port range
-// the sockets take ports spread evenly over it, so that the flow hash maps
-// each flow to a stable port inside the range; otherwise the kernel picks
-// ephemeral ports, as it does for the kernel driver's default range.
-func (ep *Endpoint) openTxPool() error {
-	n := ep.cfg.TxSockets
-	lo, hi := int(ep.cfg.SrcPortMin), int(ep.cfg.SrcPortMax)
-	ranged := hi > lo
-	if n <= 0 {
-		n = defaultTxSockets
-	}
-	if ranged && hi-lo < n {
-		n = hi - lo
-	}
-	for i := 0; i < n; i++ {
-		var s *udpSocket
-		var err error
-		if !ranged {
-			s, err = openUDP(ep.cfg.Local, 0, ep.cfg.V6, defaultBatch)
-		} else {
-			// Try the slot's port, then the next ones in the slot.
-			start := lo + i*(hi-lo)/n
-			end := lo + (i+1)*(hi-lo)/n
-			for p := start; p < end; p++ {
-				s, err = openUDP(ep.cfg.Local, uint16(p), ep.cfg.V6, defaultBatch)
-				if err == nil || !errors.Is(err, unix.EADDRINUSE) {
-					break
-				}
-			}
-		}
-		if err != nil {
-			if ranged && errors.Is(err, unix.EADDRINUSE) && len(ep.tx) > 0 {
-				continue // this slot is taken; the others serve
-			}
-			return fmt.Errorf("transmit socket: %w", err)
-		}
-		ep.tx = append(ep.tx, s)
-		if err := ep.bindDev(s); err != nil {
-			return err
-		}
-		// DF unset, like the kernel driver's default ("df unset").
-		if ep.cfg.V6 {
-			_ = s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER")
-		} else {
-			_ = s.setInt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER")
-		}
-		setBuffer(s.fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
-		setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4096)
-		if err := ep.multicastTx(s); err != nil {
-			return err
-		}
-	}
-	if len(ep.tx) == 0 {
-		return fmt.Errorf("no free source port in %d-%d", lo, hi)
-	}
-	return nil
-}
-
-// probeOffloads turns on UDP GRO for the receive socket and checks that the
-// transmit sockets take UDP_SEGMENT, logging one line for each the kernel
-// refuses; the data path then uses the next best way, with the same wire
-// behaviour.
-func (ep *Endpoint) probeOffloads() {
-	if err := unix.SetsockoptInt(ep.rx.fd, unix.SOL_UDP, unix.UDP_GRO, 1); err != nil {
-		ep.cfg.Logf("udp: kernel refuses UDP_GRO (%v); receiving datagrams one by one", err)
-	} else {
-		ep.udpGRO = true
-	}
-	ep.udpGSO = true
-	for _, s := range ep.tx {
-		if err := unix.SetsockoptInt(s.fd, unix.SOL_UDP, unix.UDP_SEGMENT, 0); err != nil {
-			ep.cfg.Logf("udp: kernel refuses UDP_SEGMENT (%v); sending segments with sendmmsg", err)
-			ep.udpGSO = false
-			break
-		}
-	}
-}
-
-// joinGroup joins group on the endpoint's device (IGMP or MLD).
+// joinGroup joins group on the underlay.
 func (ep *Endpoint) joinGroup(group netip.Addr) error {
-	if ep.cfg.Dev == "" {
-		return fmt.Errorf("group %s: needs an underlay device (--dev)", group)
-	}
-	if group.Is6() != ep.cfg.V6 {
-		return fmt.Errorf("group %s: address family differs from the underlay's", group)
-	}
-	ifi, err := net.InterfaceByName(ep.cfg.Dev)
-	if err != nil {
-		return fmt.Errorf("group %s: device %s: %w", group, ep.cfg.Dev, err)
-	}
-	pc, err := net.FilePacketConn(ep.rx.file) // a duplicate of the same socket
-	if err != nil {
-		return fmt.Errorf("group %s: %w", group, err)
-	}
-	defer pc.Close()
-	ga := &net.UDPAddr{IP: group.AsSlice()}
-	if group.Is4() {
-		err = ipv4.NewPacketConn(pc).JoinGroup(ifi, ga)
-	} else {
-		err = ipv6.NewPacketConn(pc).JoinGroup(ifi, ga)
-	}
-	if err != nil {
-		return fmt.Errorf("join group %s on %s: %w", group, ep.cfg.Dev, err)
+	if err := ep.ul.JoinGroup(group); err != nil {
+		return err
 	}
 	ep.cfg.Logf("joined group %s on %s", group, ep.cfg.Dev)
 	return nil
 }
 
-// leaveGroup leaves group on the endpoint's device.
+// leaveGroup leaves group on the underlay.
 func (ep *Endpoint) leaveGroup(group netip.Addr) error {
-	ifi, err := net.InterfaceByName(ep.cfg.Dev)
-	if err != nil {
-		return fmt.Errorf("leave group %s: device %s: %w", group, ep.cfg.Dev, err)
-	}
-	pc, err := net.FilePacketConn(ep.rx.file)
-	if err != nil {
-		return fmt.Errorf("leave group %s: %w", group, err)
-	}
-	defer pc.Close()
-	ga := &net.UDPAddr{IP: group.AsSlice()}
-	if group.Is4() {
-		err = ipv4.NewPacketConn(pc).LeaveGroup(ifi, ga)
-	} else {
-		err = ipv6.NewPacketConn(pc).LeaveGroup(ifi, ga)
-	}
-	if err != nil {
-		return fmt.Errorf("leave group %s on %s: %w", group, ep.cfg.Dev, err)
-	}
-	ep.cfg.Logf("left group %s on %s", group, ep.cfg.Dev)
-	return nil
-}
-
-// multicastTx sends multicast through the endpoint's device, and never to
-// ourselves (the kernel's vxlan socket turns multicast loop off too).
-func (ep *Endpoint) multicastTx(s *udpSocket) error {
-	if ep.cfg.V6 {
-		if err := s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP"); err != nil {
-			return err
-		}
-	} else if err := s.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP"); err != nil {
+	if err := ep.ul.LeaveGroup(group); err != nil {
 		return err
 	}
-	if ep.cfg.Dev == "" {
-		return nil
-	}
-	ifi, err := net.InterfaceByName(ep.cfg.Dev)
-	if err != nil {
-		return fmt.Errorf("device %s: %w", ep.cfg.Dev, err)
-	}
-	if ep.cfg.V6 {
-		return s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_IF, ifi.Index, "IPV6_MULTICAST_IF")
-	}
-	if err := unix.SetsockoptIPMreqn(s.fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)}); err != nil {
-		return fmt.Errorf("udp socket: IP_MULTICAST_IF %s: %w", ep.cfg.Dev, err)
-	}
-	return nil
-}
-
-// bindDev restricts s to the configured underlay device.
-func (ep *Endpoint) bindDev(s *udpSocket) error {
-	if ep.cfg.Dev == "" {
-		return nil
-	}
-	if err := unix.BindToDevice(s.fd, ep.cfg.Dev); err != nil {
-		return fmt.Errorf("bind to device %s: %w", ep.cfg.Dev, err)
-	}
+	ep.cfg.Logf("left group %s on %s", group, ep.cfg.Dev)
 	return nil
 }
 
@@ -694,34 +532,51 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 	if sc.Table == nil {
 		return nil, fmt.Errorf("vni %d: no forwarding table", sc.VNI)
 	}
-	var tap *TAP
-	open := func() (err error) {
-		tap, err = OpenTAP(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload, GSO: sc.Offload})
-		return err
-	}
-	if sc.InNetns != nil {
-		err = sc.InNetns(open)
-	} else {
-		err = open()
-	}
-	if err != nil {
-		return nil, err
-	}
-	s = &Segment{cfg: sc, ep: ep, tap: tap}
-	s.tune.Store(newTuning(tuningOf(&sc)))
-	for _, sock := range ep.tx {
-		s.tx = append(s.tx, newSendBatch(sock, defaultBatch))
-	}
-	if sc.Offload {
-		if !tap.GSO() {
-			ep.cfg.Logf("tap %s: kernel refused TSO offloads (accepted: %s); frames are taken one by one", tap.Name(), tap.Offloads())
+	devs := sc.Devices
+	if devs == nil {
+		var taps []*TAP
+		open := func() (err error) {
+			taps, err = OpenTAPQueues(TAPOptions{Name: sc.TAP, VnetHdr: sc.Offload, GSO: sc.Offload, Queues: ep.queues})
+			return err
 		}
-		s.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: sc.MTU})
-		s.emitFn = s.emit
+		if sc.InNetns != nil {
+			err = sc.InNetns(open)
+		} else {
+			err = open()
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range taps {
+			devs = append(devs, t)
+		}
+	}
+	if len(devs) == 0 {
+		return nil, fmt.Errorf("vni %d: no device", sc.VNI)
+	}
+	caps := devs[0].Caps()
+	s = &Segment{cfg: sc, ep: ep, devs: devs, name: devs[0].Name(), vnet: caps.VnetHdr, tso: caps.TSO}
+	s.tune.Store(newTuning(tuningOf(&sc)))
+	if sc.Offload && !caps.TSO {
+		ep.cfg.Logf("tap %s: kernel refused TSO offloads (accepted: %s); frames are taken one by one", s.name, caps.Offloads)
 	}
 	s.initCounters()
+	for i := range ep.ul.Receivers() {
+		s.rx = append(s.rx, s.newSegRx(devs[i%len(devs)]))
+	}
 	s.initHooks()
 	return s, nil
+}
+
+// closeDevices closes the segment's device queues.
+func (s *Segment) closeDevices() error {
+	var first error
+	for _, d := range s.devs {
+		if err := d.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // initHooks sets up the segment's neighbour table and event bus, and has
@@ -731,12 +586,7 @@ func (s *Segment) initHooks() {
 	if s.neigh == nil {
 		s.neigh = neigh.New()
 	}
-	name := ""
-	if s.tap != nil {
-		name = s.tap.Name()
-		s.writeReply = s.tap.WriteReply
-	}
-	s.bus = events.NewBus(name, s.cfg.VNI, s.c.eventsDropped, s.c.eventsCoalesced)
+	s.bus = events.NewBus(s.name, s.cfg.VNI, s.c.eventsDropped, s.c.eventsCoalesced)
 	s.cfg.Table.SetNotify(s.bus.FDBChange)
 }
 
@@ -750,7 +600,7 @@ func (s *Segment) Events() *events.Bus { return s.bus }
 func (ep *Endpoint) Segments() []*Segment { return ep.tab.Load().list }
 
 // TAPName returns the segment's interface name.
-func (s *Segment) TAPName() string { return s.tap.Name() }
+func (s *Segment) TAPName() string { return s.name }
 
 // Stats returns the segment's counters followed by those of the endpoint's
 // socket (datagrams received, and dropped before their VNI was known).
@@ -770,9 +620,12 @@ func (ep *Endpoint) Run() error {
 	}
 	ep.running = true
 	for _, s := range ep.tab.Load().list {
-		ep.spawn(s.transmitLoop)
+		s.spawnTransmit()
 	}
-	ep.spawn(ep.receiveLoop)
+	for i, r := range ep.ul.Receivers() {
+		w := newRxWorker(ep, i, r)
+		ep.spawn(w.loop)
+	}
 	ep.spawn(ep.tickLoop)
 	ep.mu.Unlock()
 	select {
@@ -865,14 +718,11 @@ func (ep *Endpoint) Close() error {
 	defer ep.mu.Unlock()
 	ep.once.Do(func() {
 		close(ep.closing)
-		if ep.rx != nil {
-			ep.rx.close()
-		}
-		for _, s := range ep.tx {
-			s.close()
+		if ep.ul != nil {
+			ep.ul.Close()
 		}
 		for _, s := range ep.tab.Load().list {
-			s.tap.Close()
+			s.closeDevices()
 		}
 	})
 	return nil
@@ -889,12 +739,10 @@ func (ep *Endpoint) tickLoop() error {
 			for _, s := range ep.tab.Load().list {
 				s.cfg.Table.Tick()
 			}
-			ep.rx.pollOverflow()
+			ep.ul.Tick()
 		}
 	}
 }
 
 // isClosed reports whether err comes from a descriptor closed by Close.
-func isClosed(err error) bool {
-	return errors.Is(err, os.ErrClosed)
-}
+func isClosed(err error) bool { return netio.IsClosed(err) }

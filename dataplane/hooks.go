@@ -45,7 +45,7 @@ func (s *Segment) proxy(st *txState, tn *tuning, frame []byte) bool {
 		return true
 	}
 	size := r.Reply(st.reply[:], [6]byte(n.MAC), router || n.Router)
-	if s.writeReply == nil || s.writeReply(st.reply[:size]) != nil {
+	if st.writeFrame(s.vnet, st.reply[:size]) != nil {
 		s.c.tapWriteErr.Inc()
 		return true
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/neigh"
+	"github.com/vxland/vxland/netio"
+	"github.com/vxland/vxland/netio/memio"
 )
 
 var (
@@ -24,15 +26,32 @@ var (
 // hookSegment is a segment with the given tuning whose proxy replies land
 // in *replies.
 func hookSegment(t *testing.T, tn Tuning) (*Segment, *[][]byte) {
-	ep := benchEndpoint(t, false)
-	s := benchSegment(ep, fdb.New(fdb.Options{}), nil, false)
+	dev := &replyDevice{Device: memio.NewDevice("hook0", netio.FrameCaps{})}
+	_, s := benchEndpoint(t, false, nil, dev)
 	s.SetTuning(tn)
-	var replies [][]byte
-	s.writeReply = func(b []byte) error {
-		replies = append(replies, bytes.Clone(b))
-		return nil
+	return s, &dev.replies
+}
+
+// replyDevice is an in-memory device whose writes (the proxy's replies)
+// are kept in order, as they happen.
+type replyDevice struct {
+	*memio.Device
+	replies [][]byte
+}
+
+// discardDevice is an in-memory device whose writes go nowhere, without
+// allocating.
+type discardDevice struct{ *memio.Device }
+
+func (discardDevice) Write([][]byte) error { return nil }
+
+func (d *replyDevice) Write(parts [][]byte) error {
+	var f []byte
+	for _, p := range parts {
+		f = append(f, p...)
 	}
-	return s, &replies
+	d.replies = append(d.replies, f)
+	return nil
 }
 
 func arpRequest(tip netip.Addr) []byte {
@@ -63,7 +82,7 @@ func TestProxyAnswers(t *testing.T) {
 	s, replies := hookSegment(t, Tuning{Proxy: true})
 	s.neigh.Add(ip4Target, hookTarget, false)
 	s.cfg.Table.Add(hookTarget, fdb.Dest{IP: netip.MustParseAddr("192.0.2.2"), Port: 4789, VNI: benchVNI}, fdb.Permanent)
-	st := newTxState()
+	st := txFor(s)
 	s.transmitFrame(st, s.tune.Load(), arpRequest(ip4Target))
 	if len(*replies) != 1 || !bytes.Equal((*replies)[0], expectedARPReply()) {
 		t.Fatalf("replies %x", *replies)
@@ -79,7 +98,7 @@ func TestProxyAnswers(t *testing.T) {
 func TestProxyAnswersWithoutFDBEntry(t *testing.T) {
 	s, replies := hookSegment(t, Tuning{Proxy: true})
 	s.neigh.SetHost(ip4Target, hookTarget, false, neigh.NUDReachable)
-	s.transmitFrame(newTxState(), s.tune.Load(), arpRequest(ip4Target))
+	s.transmitFrame(txFor(s), s.tune.Load(), arpRequest(ip4Target))
 	if len(*replies) != 1 {
 		t.Fatalf("%d replies, want 1", len(*replies))
 	}
@@ -116,7 +135,7 @@ func TestProxyConsumes(t *testing.T) {
 			}
 			sub := s.Events().Subscribe()
 			defer sub.Close()
-			s.transmitFrame(newTxState(), s.tune.Load(), tc.frame)
+			s.transmitFrame(txFor(s), s.tune.Load(), tc.frame)
 			if len(*replies) != 0 {
 				t.Errorf("answered: %x", *replies)
 			}
@@ -144,7 +163,7 @@ func TestProxyOffFloods(t *testing.T) {
 	s, replies := hookSegment(t, Tuning{})
 	s.cfg.Table.Append(fdb.Zero, sinkDest(t), fdb.Permanent)
 	s.neigh.Add(ip4Target, hookTarget, false)
-	st := newTxState()
+	st := txFor(s)
 	s.transmitFrame(st, s.tune.Load(), arpRequest(ip4Target))
 	s.flush(st)
 	if len(*replies) != 0 || s.c.txFrames.Load() != 1 {
@@ -172,7 +191,7 @@ func TestL2Miss(t *testing.T) {
 			}
 			sub := s.Events().Subscribe()
 			defer sub.Close()
-			st := newTxState()
+			st := txFor(s)
 			s.transmitFrame(st, s.tune.Load(), tcp4Frame(tc.dst, benchPeerMAC, 10, 1, false))
 			s.transmitFrame(st, s.tune.Load(), tcp4Frame(tc.dst, benchPeerMAC, 10, 2, false)) // coalesced
 			s.flush(st)
@@ -246,17 +265,17 @@ func TestRouteShortCircuit(t *testing.T) {
 // TestHooksHotPathAllocations: with every hook on, an ordinary unicast
 // frame is forwarded without allocating, and so is an answered ARP request.
 func TestHooksHotPathAllocations(t *testing.T) {
-	s, _ := hookSegment(t, Tuning{Proxy: true, L2Miss: true, L3Miss: true, RSC: true})
-	s.writeReply = func([]byte) error { return nil }
+	_, s := benchEndpoint(t, false, nil, discardDevice{memio.NewDevice("hook0", netio.FrameCaps{})})
+	s.SetTuning(Tuning{Proxy: true, L2Miss: true, L3Miss: true, RSC: true})
 	s.cfg.Table.Add(fdb.MAC(benchDstMAC), sinkDest(t), fdb.Static)
 	s.neigh.Add(ip4Target, hookTarget, false)
-	st := newTxState()
+	st := txFor(s)
 	frame := tcp4Frame(benchDstMAC, benchPeerMAC, 1000, 1, false)
 	arp := arpRequest(ip4Target)
 	n := testing.AllocsPerRun(200, func() {
 		s.transmitFrame(st, s.tune.Load(), frame)
 		s.transmitFrame(st, s.tune.Load(), arp)
-		dropQueued(s, st)
+		dropQueued(st)
 	})
 	if n != 0 {
 		t.Errorf("%v allocations per frame pair", n)
@@ -310,7 +329,7 @@ func TestProxyNS(t *testing.T) {
 		s, replies := hookSegment(t, Tuning{Proxy: true, L3Miss: true})
 		s.neigh.Add(target, hookTarget, false)
 		s.cfg.Table.Set(fdb.OpAdd, hookTarget, fdb.Dest{IP: netip.MustParseAddr("192.0.2.2"), Port: 4789, VNI: benchVNI}, fdb.Permanent, router)
-		s.transmitFrame(newTxState(), s.tune.Load(), nsRequest(target))
+		s.transmitFrame(txFor(s), s.tune.Load(), nsRequest(target))
 		if len(*replies) != 1 || len((*replies)[0]) != arpnd.NAReplyLen {
 			t.Fatalf("router %v: replies %x", router, *replies)
 		}
@@ -325,7 +344,7 @@ func TestProxyNS(t *testing.T) {
 	s, replies := hookSegment(t, Tuning{Proxy: true, L3Miss: true})
 	sub := s.Events().Subscribe()
 	defer sub.Close()
-	s.transmitFrame(newTxState(), s.tune.Load(), nsRequest(target))
+	s.transmitFrame(txFor(s), s.tune.Load(), nsRequest(target))
 	if len(*replies) != 0 || s.c.l3miss.Load() != 1 || s.c.proxyConsumed.Load() != 1 {
 		t.Fatalf("unknown target: %d replies, l3miss %d, consumed %d", len(*replies), s.c.l3miss.Load(), s.c.proxyConsumed.Load())
 	}
@@ -340,12 +359,12 @@ func TestProxyDAD(t *testing.T) {
 	target := netip.MustParseAddr("2001:db8::2")
 	s, replies := hookSegment(t, Tuning{Proxy: true, L3Miss: true})
 	dad := nsFrom(netip.IPv6Unspecified(), target)
-	s.transmitFrame(newTxState(), s.tune.Load(), dad)
+	s.transmitFrame(txFor(s), s.tune.Load(), dad)
 	if s.c.l3miss.Load() != 1 || s.c.proxyConsumed.Load() != 1 {
 		t.Errorf("unknown: l3miss %d consumed %d, want 1 1", s.c.l3miss.Load(), s.c.proxyConsumed.Load())
 	}
 	s.neigh.Add(target, hookTarget, false)
-	s.transmitFrame(newTxState(), s.tune.Load(), dad)
+	s.transmitFrame(txFor(s), s.tune.Load(), dad)
 	if len(*replies) != 0 || s.c.l3miss.Load() != 1 || s.c.proxyConsumed.Load() != 2 {
 		t.Errorf("known: %d replies, l3miss %d consumed %d, want 0 1 2", len(*replies), s.c.l3miss.Load(), s.c.proxyConsumed.Load())
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -105,14 +106,10 @@ func TestSocketOverflowCounted(t *testing.T) {
 	}
 	defer snd.Close()
 
-	bufs := make([][]byte, defaultBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, 2048)
+	msgs := make([]netio.Datagram, defaultBatch)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, 2048)
 	}
-	sizes := make([]int, defaultBatch)
-	from := make([]netip.AddrPort, defaultBatch)
-	tos := make([]uint8, defaultBatch)
-	gso := make([]int, defaultBatch)
 	fill := bytes.Repeat([]byte{'f'}, 1400)
 	sentinel := []byte("sentinel")
 
@@ -132,7 +129,7 @@ func TestSocketOverflowCounted(t *testing.T) {
 			if err := s.file.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			n, err := s.recv(bufs, sizes, from, tos, gso)
+			n, err := s.Recv(msgs)
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded) && sent > 0 && sent < 10:
 				n = 0 // the sentinel was dropped
@@ -140,7 +137,7 @@ func TestSocketOverflowCounted(t *testing.T) {
 				t.Fatalf("round %d, after %d sentinels: %v", round, sent, err)
 			}
 			for i := 0; i < n; i++ {
-				if bytes.Equal(bufs[i][:sizes[i]], sentinel) {
+				if bytes.Equal(msgs[i].Buf[:msgs[i].N], sentinel) {
 					got = true
 				}
 			}
@@ -183,34 +180,32 @@ func BenchmarkReceiveSocket(b *testing.B) {
 	if err := rx.countOverflow(c); err != nil {
 		b.Fatal(err)
 	}
-	tx, err := openUDP(local, 0, false, defaultBatch)
+	tx, err := openUnderlay(udpConfig{Bind: local, Local: local, TxSockets: 1, Queues: 1, Overflow: new(stats.Counter), Logf: b.Logf})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer tx.close()
-	batch := newSendBatch(tx, defaultBatch)
+	defer tx.Close()
+	sender := tx.NewSender()
 	payload := bytes.Repeat([]byte{'d'}, 200)
+	out := make([]netio.Datagram, defaultBatch)
+	parts := [][]byte{payload}
 	to := netip.AddrPortFrom(local, rx.port)
 	send := func() {
-		for i := 0; i < defaultBatch; i++ {
-			batch.queue(nil, payload, to, 0, 64, 0)
+		for i := range out {
+			out[i] = netio.Datagram{Parts: parts, Addr: to, TTL: 64}
 		}
-		if _, failed, err := batch.flush(); failed > 0 {
-			b.Fatalf("%d datagrams not sent: %v", failed, err)
+		if n, err := sender.Send(out); n != len(out) {
+			b.Fatalf("%d of %d datagrams sent: %v", n, len(out), err)
 		}
 	}
-	bufs := make([][]byte, defaultBatch)
-	for i := range bufs {
-		bufs[i] = make([]byte, 2048)
+	msgs := make([]netio.Datagram, defaultBatch)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, 2048)
 	}
-	sizes := make([]int, defaultBatch)
-	from := make([]netip.AddrPort, defaultBatch)
-	tos := make([]uint8, defaultBatch)
-	gso := make([]int, defaultBatch)
 	receive := func(want int) int {
 		got := 0
 		for got < want {
-			n, err := rx.recv(bufs, sizes, from, tos, gso)
+			n, err := rx.Recv(msgs)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -9,45 +9,69 @@ import (
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
 	"github.com/vxland/vxland/learning"
+	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/offload"
 )
 
-// rxState is the receive loop's preallocated working set.
-type rxState struct {
-	bufs  [][]byte
-	sizes []int
-	from  []netip.AddrPort
-	tos   []uint8
-	gso   []int // UDP_GRO segment size of each datagram, 0 if single
+// rxWorker is one receive worker: it reads one underlay receive queue and
+// writes decapsulated frames to one queue of each segment's device.
+type rxWorker struct {
+	ep   *Endpoint
+	id   int // its index among the underlay's receivers
+	recv netio.Receiver
+	msgs []netio.Datagram
+	// touched are the segments this batch reached: their coalescers are
+	// flushed and their counts added once the batch is done.
+	touched []*segRx
+	// datagrams counts this batch's datagrams (rx_datagrams).
+	datagrams uint64
 }
 
-func newRxState() *rxState {
-	st := &rxState{
-		bufs:  make([][]byte, defaultBatch),
-		sizes: make([]int, defaultBatch),
-		from:  make([]netip.AddrPort, defaultBatch),
-		tos:   make([]uint8, defaultBatch),
-		gso:   make([]int, defaultBatch),
+func newRxWorker(ep *Endpoint, id int, r netio.Receiver) *rxWorker {
+	w := &rxWorker{ep: ep, id: id, recv: r, msgs: make([]netio.Datagram, defaultBatch), touched: make([]*segRx, 0, 16)}
+	for i := range w.msgs {
+		w.msgs[i].Buf = make([]byte, bufSize)
 	}
-	for i := range st.bufs {
-		st.bufs[i] = make([]byte, bufSize)
-	}
-	return st
+	return w
 }
 
-// receiveLoop reads batches of datagrams, splits those the kernel
-// coalesced (UDP_GRO), validates and decapsulates them, and writes the
-// inner frames to the TAP of their VNI, merging TCP segments of a flow
-// into one GSO frame per write where the TAP takes offloads.
-func (ep *Endpoint) receiveLoop() error {
-	st := newRxState()
-	for _, s := range ep.tab.Load().list {
-		if s.coal != nil {
-			s.coal.Reset() // a restart after a panic leaves the old batch behind
+// segRx is a segment's state in one receive worker: the device queue it
+// writes to, its coalescer and its counts of the current batch.
+type segRx struct {
+	s       *Segment
+	dev     netio.FrameDevice
+	coal    *offload.Coalescer // nil on the plain path
+	emitFn  func(offload.VirtioNetHdr, []byte) error
+	vhdr    [offload.VirtioNetHdrLen]byte
+	parts   [2][]byte
+	touched bool
+
+	frames, bytes, writes, writeErrors uint64
+}
+
+func (s *Segment) newSegRx(dev netio.FrameDevice) *segRx {
+	r := &segRx{s: s, dev: dev}
+	if s.vnet && s.cfg.Offload {
+		r.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: s.cfg.MTU})
+		r.emitFn = r.emit
+	}
+	return r
+}
+
+// loop reads batches of datagrams, splits those the kernel coalesced
+// (UDP_GRO), validates and decapsulates them, and writes the inner frames
+// to the device of their VNI, merging TCP segments of a flow into one GSO
+// frame per write where the device takes offloads.
+func (w *rxWorker) loop() error {
+	w.touched = w.touched[:0] // a restart after a panic leaves the old batch behind
+	for _, s := range w.ep.tab.Load().list {
+		if r := s.rx[w.id]; r.coal != nil {
+			r.coal.Reset()
 		}
+		s.rx[w.id].touched = false
 	}
 	for {
-		n, err := ep.rx.recv(st.bufs, st.sizes, st.from, st.tos, st.gso)
+		n, err := w.recv.Recv(w.msgs)
 		if err != nil {
 			if isClosed(err) {
 				return nil
@@ -57,49 +81,68 @@ func (ep *Endpoint) receiveLoop() error {
 			}
 			return err
 		}
-		ep.receiveBatch(st, n)
+		w.receiveBatch(n)
 	}
 }
 
-// receiveBatch handles the n datagrams recv put in st: those from sources
-// outside the allowlist are dropped unread, GRO trains are split, each
-// datagram is received, and what the coalescers hold is written out.
-func (ep *Endpoint) receiveBatch(st *rxState, n int) {
+// receiveBatch handles the n datagrams Recv put in w.msgs: those from
+// sources outside the allowlist are dropped unread, GRO trains are split,
+// each datagram is received, and what the coalescers hold is written out.
+func (w *rxWorker) receiveBatch(n int) {
+	ep := w.ep
 	for i := 0; i < n; i++ {
-		from := st.from[i].Addr()
+		m := &w.msgs[i]
+		from := m.Addr.Addr()
 		if !ep.allowed(from) {
 			// Dropped unread: count each datagram of a GRO train.
 			k := uint64(1)
-			if g := st.gso[i]; g > 0 && st.sizes[i] > g {
-				k = uint64((st.sizes[i] + g - 1) / g)
+			if g := m.GSOSize; g > 0 && m.N > g {
+				k = uint64((m.N + g - 1) / g)
 			}
-			ep.rxPackets.Add(k)
+			w.datagrams += k
 			ep.notAllowed.Add(k)
 			continue
 		}
-		if st.sizes[i] < 0 { // truncated: larger than any buffer
-			ep.rxPackets.Inc()
+		if m.N < 0 { // truncated: larger than any buffer
+			w.datagrams++
 			ep.drop(encap.ReasonShort)
 			continue
 		}
-		d := st.bufs[i][:st.sizes[i]]
-		g := st.gso[i]
+		d := m.Buf[:m.N]
+		g := m.GSOSize
 		if g <= 0 || g >= len(d) {
-			ep.receive(d, from, st.tos[i])
+			w.receive(d, from, m.TOS)
 			continue
 		}
 		for off := 0; off < len(d); off += g {
-			ep.receive(d[off:min(off+g, len(d))], from, st.tos[i])
+			w.receive(d[off:min(off+g, len(d))], from, m.TOS)
 		}
 	}
-	for _, s := range ep.tab.Load().list {
-		s.flushRx()
+	w.finish()
+}
+
+// finish ends a batch: the coalescers of the segments it reached are
+// flushed and the counts added to the shared counters.
+func (w *rxWorker) finish() {
+	for _, r := range w.touched {
+		r.flush()
+		r.touched = false
+		c := &r.s.c
+		c.rxFrames.Add(r.frames)
+		c.rxBytes.Add(r.bytes)
+		c.tapWrites.Add(r.writes)
+		c.tapWriteErr.Add(r.writeErrors)
+		r.frames, r.bytes, r.writes, r.writeErrors = 0, 0, 0, 0
 	}
+	w.touched = w.touched[:0]
+	w.ep.rxPackets.Add(w.datagrams)
+	w.datagrams = 0
 }
 
 // receive handles one VXLAN datagram (the UDP payload).
-func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
-	ep.rxPackets.Inc()
+func (w *rxWorker) receive(dgram []byte, from netip.Addr, tos uint8) {
+	ep := w.ep
+	w.datagrams++
 	vni, frame, r := encap.Parse(dgram)
 	if r != encap.ReasonOK && r != encap.ReasonReserved {
 		ep.drop(r)
@@ -125,7 +168,12 @@ func (ep *Endpoint) receive(dgram []byte, from netip.Addr, tos uint8) {
 		seg.drop(r)
 		return
 	}
-	seg.receive(frame, from, tos, vni)
+	sr := seg.rx[w.id]
+	if !sr.touched {
+		sr.touched = true
+		w.touched = append(w.touched, sr)
+	}
+	sr.receive(frame, from, tos, vni)
 }
 
 // drop counts a datagram dropped before its VNI was known.
@@ -142,10 +190,12 @@ func (s *Segment) drop(r encap.Reason) {
 	}
 }
 
-func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
-	ep := s.ep
-	if r := encap.CheckInner(frame, s.cfg.MAC); r != encap.ReasonOK {
-		s.drop(r)
+// receive checks, learns from and delivers one inner frame of the
+// segment's VNI.
+func (r *segRx) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
+	s := r.s
+	if rs := encap.CheckInner(frame, s.cfg.MAC); rs != encap.ReasonOK {
+		s.drop(rs)
 		return
 	}
 	if truncatedIP(frame) {
@@ -153,7 +203,7 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 		return
 	}
 	src := fdb.MAC(frame[6:12])
-	res, verdict := s.tune.Load().learn.Observe(s.cfg.Table, src, fdb.Dest{IP: from, Port: ep.cfg.Port, VNI: vni})
+	res, verdict := s.tune.Load().learn.Observe(s.cfg.Table, src, fdb.Dest{IP: from, Port: s.ep.cfg.Port, VNI: vni})
 	switch res {
 	case fdb.Learned:
 		s.c.learned.Inc()
@@ -176,42 +226,55 @@ func (s *Segment) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) 
 		s.drop(encap.ReasonECN)
 		return
 	}
-	s.c.rxFrames.Inc()
-	s.c.rxBytes.Add(uint64(len(frame)))
-	if s.coal != nil {
+	r.frames++
+	r.bytes += uint64(len(frame))
+	if r.coal != nil {
 		// A same-host kernel sender leaves TCP/UDP checksums partial (the
 		// pseudo-header seed); the coalescer hands that state to the TAP as
 		// NEEDS_CSUM, merged with the flow's neighbours where it can.
-		if err := s.coal.Add(frame); err != nil {
-			s.flushRx()
-			if s.coal.Add(frame) != nil {
-				s.c.tapWriteErr.Inc()
+		if err := r.coal.Add(frame); err != nil {
+			r.flush()
+			if r.coal.Add(frame) != nil {
+				r.writeErrors++
 			}
 		}
 		return
 	}
 	offload.CompleteChecksum(frame)
-	if s.tap.Write(frame) != nil {
-		s.c.tapWriteErr.Inc()
+	if s.vnet {
+		r.write(offload.VirtioNetHdr{}, frame)
+		return
 	}
-}
-
-// flushRx writes what the coalescer holds to the TAP.
-func (s *Segment) flushRx() {
-	if s.coal != nil && s.coal.Len() > 0 {
-		s.coal.Flush(s.emitFn)
-	}
-}
-
-// emit writes one frame with its virtio-net header to the TAP.
-func (s *Segment) emit(h offload.VirtioNetHdr, frame []byte) error {
-	h.Encode(s.vhdr[:])
-	if s.tap.WriteHdr(s.vhdr[:], frame) != nil {
-		s.c.tapWriteErr.Inc()
+	r.parts[0] = frame
+	if r.dev.Write(r.parts[:1]) != nil {
+		r.writeErrors++
 	} else {
-		s.c.tapWrites.Inc()
+		r.writes++
 	}
+}
+
+// flush writes what the coalescer holds to the device.
+func (r *segRx) flush() {
+	if r.coal != nil && r.coal.Len() > 0 {
+		r.coal.Flush(r.emitFn)
+	}
+}
+
+// emit is the coalescer's output: one frame and its virtio-net header.
+func (r *segRx) emit(h offload.VirtioNetHdr, frame []byte) error {
+	r.write(h, frame)
 	return nil
+}
+
+// write writes one frame behind its virtio-net header, gathered.
+func (r *segRx) write(h offload.VirtioNetHdr, frame []byte) {
+	h.Encode(r.vhdr[:])
+	r.parts[0], r.parts[1] = r.vhdr[:], frame
+	if r.dev.Write(r.parts[:2]) != nil {
+		r.writeErrors++
+	} else {
+		r.writes++
+	}
 }
 
 // truncatedIP reports an untagged IPv4 or IPv6 frame too short for its IP

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/offload"
 )
 
@@ -39,19 +41,13 @@ type TAP struct {
 	rerr   error
 	rfn    func(fd uintptr) bool
 
-	wbuf []byte
+	// Write state: one writer at a time (the receive loop's frames and
+	// the transmit loop's proxy replies share it; replies are rare).
+	wmu  sync.Mutex
+	wiov [maxWriteParts]unix.Iovec
+	wn   int
 	werr error
 	wfn  func(fd uintptr) bool
-	wiov [2]unix.Iovec
-	wvfn func(fd uintptr) bool
-
-	// The transmit loop's own write state (WriteReply), apart from the
-	// receive loop's.
-	riov  [2]unix.Iovec
-	rniov int
-	rwerr error
-	rwfn  func(fd uintptr) bool
-	zhdr  [offload.VirtioNetHdrLen]byte // an empty virtio-net header
 }
 
 // TAPOptions says how to open a TAP.
@@ -64,7 +60,14 @@ type TAPOptions struct {
 	// GSO additionally enables TSO (and USO where available) so the kernel
 	// hands over super-frames; requires VnetHdr.
 	GSO bool
+	// Queues is how many queues (descriptors) the device has; more than
+	// one makes it a multiqueue TAP (IFF_MULTI_QUEUE), whose queue the
+	// kernel picks per flow for frames the host sends.
+	Queues int
 }
+
+// maxWriteParts bounds the parts of one gathered frame write.
+const maxWriteParts = 128
 
 // ErrTUNPermission is returned when /dev/net/tun cannot be opened for lack
 // of privilege.
@@ -76,8 +79,30 @@ type ifreqFlags struct {
 	_     [22]byte
 }
 
-// OpenTAP creates the TAP device described by o.
-func OpenTAP(o TAPOptions) (*TAP, error) {
+// OpenTAPQueues creates the TAP device described by o and returns its
+// queues (one unless o.Queues asks for more). The device goes when the
+// last queue is closed.
+func OpenTAPQueues(o TAPOptions) ([]*TAP, error) {
+	n := max(o.Queues, 1)
+	var qs []*TAP
+	for i := 0; i < n; i++ {
+		t, err := openTAP(o, n > 1)
+		if err != nil {
+			for _, q := range qs {
+				q.Close()
+			}
+			return nil, err
+		}
+		o.Name = t.name // the kernel's choice, when o.Name was empty
+		qs = append(qs, t)
+	}
+	return qs, nil
+}
+
+// OpenTAP creates the single-queue TAP device described by o.
+func OpenTAP(o TAPOptions) (*TAP, error) { return openTAP(o, false) }
+
+func openTAP(o TAPOptions, multiqueue bool) (*TAP, error) {
 	if len(o.Name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("tap name %q is longer than %d characters", o.Name, unix.IFNAMSIZ-1)
 	}
@@ -102,6 +127,9 @@ func OpenTAP(o TAPOptions) (*TAP, error) {
 	req.flags = unix.IFF_TAP | unix.IFF_NO_PI
 	if o.VnetHdr {
 		req.flags |= unix.IFF_VNET_HDR
+	}
+	if multiqueue {
+		req.flags |= unix.IFF_MULTI_QUEUE
 	}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
 		switch e {
@@ -134,9 +162,7 @@ func OpenTAP(o TAPOptions) (*TAP, error) {
 	}
 	ok = true
 	t.rfn = t.readMany
-	t.wfn = t.writeOnce
-	t.wvfn = t.writevOnce
-	t.rwfn = t.writeReplyOnce
+	t.wfn = t.writevOnce
 	return t, nil
 }
 
@@ -224,9 +250,23 @@ func (t *TAP) readMany(fd uintptr) bool {
 	return true
 }
 
-// Write writes one frame (with its virtio-net header when VnetHdr).
-func (t *TAP) Write(frame []byte) error {
-	t.wbuf = frame
+// Write implements netio.FrameDevice: one writev of the frame's parts.
+func (t *TAP) Write(parts [][]byte) error {
+	if len(parts) > maxWriteParts {
+		return fmt.Errorf("tap %s: frame of %d parts: %w", t.name, len(parts), unix.EINVAL)
+	}
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	n := 0
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		t.wiov[n].Base = &p[0]
+		t.wiov[n].SetLen(len(p))
+		n++
+	}
+	t.wn = n
 	t.werr = nil
 	if err := t.rc.Write(t.wfn); err != nil {
 		return err
@@ -234,36 +274,8 @@ func (t *TAP) Write(frame []byte) error {
 	return t.werr
 }
 
-func (t *TAP) writeOnce(fd uintptr) bool {
-	_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&t.wbuf[0])), uintptr(len(t.wbuf)))
-	switch e {
-	case 0:
-		return true
-	case unix.EINTR:
-		return false
-	case unix.EAGAIN:
-		return false
-	}
-	t.werr = e // a bare errno: no allocation when writes fail (TAP down)
-	return true
-}
-
-// WriteHdr writes one frame preceded by its virtio-net header, gathering
-// both with writev so the frame needs no headroom.
-func (t *TAP) WriteHdr(hdr, frame []byte) error {
-	t.wiov[0].Base = &hdr[0]
-	t.wiov[0].SetLen(len(hdr))
-	t.wiov[1].Base = &frame[0]
-	t.wiov[1].SetLen(len(frame))
-	t.werr = nil
-	if err := t.rc.Write(t.wvfn); err != nil {
-		return err
-	}
-	return t.werr
-}
-
 func (t *TAP) writevOnce(fd uintptr) bool {
-	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.wiov[0])), 2)
+	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.wiov[0])), uintptr(t.wn))
 	switch e {
 	case 0:
 		return true
@@ -274,35 +286,9 @@ func (t *TAP) writevOnce(fd uintptr) bool {
 	return true
 }
 
-// WriteReply writes one locally generated frame (a proxy's ARP reply or
-// Neighbor Advertisement), behind an empty virtio-net header when the TAP
-// has one. Only the transmit loop calls it: its state is apart from that
-// of Write and WriteHdr, which the receive loop uses at the same time.
-func (t *TAP) WriteReply(frame []byte) error {
-	t.rniov = 0
-	if t.vnetHdr {
-		t.riov[0].Base = &t.zhdr[0]
-		t.riov[0].SetLen(len(t.zhdr))
-		t.rniov++
-	}
-	t.riov[t.rniov].Base = &frame[0]
-	t.riov[t.rniov].SetLen(len(frame))
-	t.rniov++
-	t.rwerr = nil
-	if err := t.rc.Write(t.rwfn); err != nil {
-		return err
-	}
-	return t.rwerr
+// Caps implements netio.FrameDevice.
+func (t *TAP) Caps() netio.FrameCaps {
+	return netio.FrameCaps{VnetHdr: t.vnetHdr, TSO: t.gso, Offloads: t.offloads}
 }
 
-func (t *TAP) writeReplyOnce(fd uintptr) bool {
-	_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&t.riov[0])), uintptr(t.rniov))
-	switch e {
-	case 0:
-		return true
-	case unix.EINTR, unix.EAGAIN:
-		return false
-	}
-	t.rwerr = e
-	return true
-}
+var _ netio.FrameDevice = (*TAP)(nil)

@@ -1,18 +1,33 @@
 package dataplane
 
 import (
+	"errors"
 	"net/netip"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/arpnd"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/offload"
 )
 
-// txState is the transmit loop's preallocated working set.
+// txState is one transmit worker's preallocated working set: the frames
+// read, the datagrams queued for its Sender, and its counts, added to the
+// segment's counters once per batch.
 type txState struct {
-	bufs  [][]byte
-	sizes []int
+	dev    netio.FrameDevice
+	sender netio.Sender
+	bufs   [][]byte
+	sizes  []int
+
+	// queue is what the batch produced so far, sent by flush; parts backs
+	// each message's Parts.
+	queue []netio.Datagram
+	nq    int
+	parts [][]byte
+	npart int
 	// hdrs holds one VXLAN header per queued datagram, so that a frame
 	// replicated to several destinations is never copied.
 	hdrs [][encap.HeaderLen]byte
@@ -26,19 +41,30 @@ type txState struct {
 	segOut   [][]byte
 	segSizes []int
 
-	// The proxy's parsed request and the reply it builds.
-	req   arpnd.Request
-	reply [arpnd.MaxReplyLen]byte
+	// The proxy's parsed request and the reply it builds, and the parts
+	// of the reply's write (an empty virtio-net header first when the
+	// device has one).
+	req    arpnd.Request
+	reply  [arpnd.MaxReplyLen]byte
+	zhdr   [offload.VirtioNetHdrLen]byte
+	rparts [2][]byte
+
+	// counts of this batch, not yet added to the shared counters
+	frames, bytes, messages, sendErrors uint64
 }
 
 // maxQueued bounds the datagrams queued between two flushes.
 const maxQueued = 4 * defaultBatch
 
-func newTxState() *txState {
+func newTxState(dev netio.FrameDevice, sender netio.Sender) *txState {
 	st := &txState{
-		bufs:  make([][]byte, defaultBatch),
-		sizes: make([]int, defaultBatch),
-		hdrs:  make([][encap.HeaderLen]byte, maxQueued),
+		dev:    dev,
+		sender: sender,
+		bufs:   make([][]byte, defaultBatch),
+		sizes:  make([]int, defaultBatch),
+		queue:  make([]netio.Datagram, maxQueued),
+		parts:  make([][]byte, 2*maxQueued),
+		hdrs:   make([][encap.HeaderLen]byte, maxQueued),
 	}
 	for i := range st.bufs {
 		st.bufs[i] = make([]byte, bufSize)
@@ -47,6 +73,39 @@ func newTxState() *txState {
 	st.segOut = make([][]byte, maxSegments)
 	st.segSizes = make([]int, maxSegments)
 	return st
+}
+
+// queueDatagram adds one datagram, hdr (if not nil) followed by payload,
+// to the batch; with gsoSize > 0 the payload is a UDP_SEGMENT train. It
+// returns false for an empty payload. The caller has made room (full).
+func (st *txState) queueDatagram(hdr, payload []byte, to netip.AddrPort, tos, ttl uint8, gsoSize int, flow uint32) bool {
+	if len(payload) == 0 {
+		return false
+	}
+	p := st.parts[st.npart:st.npart:len(st.parts)]
+	if hdr != nil {
+		p = append(p, hdr)
+	}
+	p = append(p, payload)
+	st.npart += len(p)
+	st.queue[st.nq] = netio.Datagram{Parts: p, Addr: to, TOS: tos, TTL: ttl, GSOSize: gsoSize, Flow: flow}
+	st.nq++
+	return true
+}
+
+// full reports whether another datagram (and its header slot) fits.
+func (st *txState) full() bool {
+	return st.nq == len(st.queue) || st.nhdr == len(st.hdrs) || st.npart+2 > len(st.parts)
+}
+
+// writeFrame writes a locally made frame (a proxy reply) to the worker's
+// device queue, behind an empty virtio-net header when it has one.
+func (st *txState) writeFrame(vnet bool, frame []byte) error {
+	parts := st.rparts[:0]
+	if vnet {
+		parts = append(parts, st.zhdr[:])
+	}
+	return st.dev.Write(append(parts, frame))
 }
 
 const (
@@ -63,48 +122,58 @@ const (
 	maxGSOPayload = 65535 - 60 - 8
 )
 
-// transmitLoop reads frames from the TAP, encapsulates them and sends them
-// to their destinations, a batch at a time.
-func (s *Segment) transmitLoop() error {
-	st := newTxState()
-	for _, b := range s.tx {
-		b.reset() // a restart after a panic leaves the old batch behind
+// spawnTransmit starts one transmit worker per device queue. The caller
+// holds ep.mu.
+func (s *Segment) spawnTransmit() {
+	for _, d := range s.devs {
+		st := newTxState(d, s.ep.ul.NewSender())
+		s.ep.spawn(func() error { return s.transmitLoop(st) })
 	}
-	vnet := s.tap.VnetHdr()
+}
+
+// transmitLoop reads frames from one device queue, encapsulates them and
+// sends them to their destinations, a batch at a time.
+func (s *Segment) transmitLoop(st *txState) error {
+	st.nq, st.npart, st.nhdr, st.segOff = 0, 0, 0, 0 // a restart after a panic leaves the old batch behind
 	for {
-		n, err := s.tap.Read(st.bufs, st.sizes, 0)
+		n, err := st.dev.Read(st.bufs, st.sizes, 0)
 		if err != nil {
 			if isClosed(err) || s.removed.Load() {
 				return nil
 			}
 			return err
 		}
-		tn := s.tune.Load()
-		for i := 0; i < n; i++ {
-			b := st.bufs[i][:st.sizes[i]]
-			if vnet {
-				var h offload.VirtioNetHdr
-				if h.Decode(b) != nil {
-					s.c.txBadGSO.Inc()
-					continue
-				}
-				b = b[offload.VirtioNetHdrLen:]
-				s.observe(b)
-				if h.GSOType != offload.GSONone {
-					s.forwardGSO(st, tn, h, b)
-					continue
-				}
-				if h.Flags&offload.FlagNeedsCsum != 0 && !offload.CompleteAt(b, int(h.CsumStart), int(h.CsumOffset)) {
-					s.c.txBadGSO.Inc()
-					continue
-				}
-			} else {
-				s.observe(b)
-			}
-			s.transmitFrame(st, tn, b)
-		}
-		s.flush(st)
+		s.transmitBatch(st, n)
 	}
+}
+
+// transmitBatch forwards the n frames Read put in st.
+func (s *Segment) transmitBatch(st *txState, n int) {
+	tn := s.tune.Load()
+	for i := 0; i < n; i++ {
+		b := st.bufs[i][:st.sizes[i]]
+		if s.vnet {
+			var h offload.VirtioNetHdr
+			if h.Decode(b) != nil {
+				s.c.txBadGSO.Inc()
+				continue
+			}
+			b = b[offload.VirtioNetHdrLen:]
+			s.observe(b)
+			if h.GSOType != offload.GSONone {
+				s.forwardGSO(st, tn, h, b)
+				continue
+			}
+			if h.Flags&offload.FlagNeedsCsum != 0 && !offload.CompleteAt(b, int(h.CsumStart), int(h.CsumOffset)) {
+				s.c.txBadGSO.Inc()
+				continue
+			}
+		} else {
+			s.observe(b)
+		}
+		s.transmitFrame(st, tn, b)
+	}
+	s.flush(st)
 }
 
 // observe shows the frame to the segment's FrameObserver.
@@ -131,7 +200,7 @@ func (s *Segment) transmitFrame(st *txState, tn *tuning, frame []byte) {
 // a unicast destination when asked to. With route short-circuiting, an IP
 // frame to a router's MAC is first readdressed to the neighbour of its
 // destination IP.
-func (s *Segment) route(frame []byte, tn *tuning) (dests []fdb.Dest, b *sendBatch) {
+func (s *Segment) route(frame []byte, tn *tuning) (dests []fdb.Dest, flow uint32) {
 	if tn.RSC {
 		var router bool
 		dests, router = s.cfg.Table.LookupRouter(fdb.MAC(frame[0:6]))
@@ -148,16 +217,15 @@ func (s *Segment) route(frame []byte, tn *tuning) (dests []fdb.Dest, b *sendBatc
 				s.c.l2miss.Inc()
 				s.bus.L2Miss(fdb.MAC(frame[0:6]))
 			}
-			return nil, nil
+			return nil, 0
 		}
 	}
-	hash := encap.FlowHash(frame)
-	return dests, s.tx[encap.SourcePort(hash, 0, uint16(len(s.tx)))]
+	return dests, encap.FlowHash(frame)
 }
 
 // usable reports whether d can be sent to from this endpoint.
 func (s *Segment) usable(d *fdb.Dest) bool {
-	return d.IP.IsValid() && !d.IP.IsUnspecified() && d.IP.Is4() != s.ep.cfg.V6
+	return d.IP.IsValid() && !d.IP.IsUnspecified() && d.IP.Is4() != s.ep.ulCaps.V6
 }
 
 // forward queues frame for every destination route gives, the VXLAN header
@@ -167,7 +235,7 @@ func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 		s.c.txShort.Inc()
 		return
 	}
-	dests, b := s.route(frame, tn)
+	dests, flow := s.route(frame, tn)
 	tos := encap.OuterTOS(frame, tn.TOS, tn.TOSInherit)
 	queued := false
 	for i := range dests {
@@ -175,37 +243,59 @@ func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 		if !s.usable(d) {
 			continue
 		}
-		if st.nhdr == len(st.hdrs) || b.full() {
+		if st.full() {
 			s.flush(st)
 		}
 		h := st.hdrs[st.nhdr][:]
 		st.nhdr++
 		encap.PutHeader(h, d.VNI)
-		queued = b.queue(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, d), 0) || queued
+		queued = st.queueDatagram(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, d), 0, flow) || queued
 	}
 	if !queued {
 		s.c.txNoDest.Inc()
 		return
 	}
-	s.c.txFrames.Inc()
-	s.c.txBytes.Add(uint64(len(frame)))
+	st.frames++
+	st.bytes += uint64(len(frame))
 }
 
-// flush sends everything this segment has queued.
+// flush sends everything the worker has queued and adds the worker's
+// counts to the segment's counters.
 func (s *Segment) flush(st *txState) {
-	for _, b := range s.tx {
-		if b.pending() == 0 {
-			continue
+	defer s.addCounts(st)
+	if st.nq > 0 {
+		q := st.queue[:st.nq]
+		sent, _ := st.sender.Send(q)
+		st.messages += uint64(sent)
+		failedGSO := 0
+		for i := range q {
+			if q[i].Err == nil {
+				continue
+			}
+			st.sendErrors++
+			if g := q[i].GSOSize; g > 0 && failedGSO == 0 &&
+				(errors.Is(q[i].Err, unix.EINVAL) || errors.Is(q[i].Err, unix.EMSGSIZE)) {
+				failedGSO = g
+			}
 		}
-		sent, failed, _ := b.flush()
-		s.c.txMessages.Add(uint64(sent))
-		s.c.txErrors.Add(uint64(failed))
-		if g := b.failedGSO; g > 0 {
-			s.ep.lowerGSOLimit(g)
+		if failedGSO > 0 {
+			s.ep.lowerGSOLimit(failedGSO)
 		}
+		clear(q) // drop the references to this batch's buffers
 	}
-	st.nhdr = 0
-	st.segOff = 0
+	st.nq, st.npart, st.nhdr, st.segOff = 0, 0, 0, 0
+}
+
+// addCounts adds what the worker counted to the segment's counters.
+func (s *Segment) addCounts(st *txState) {
+	if st.frames|st.messages|st.sendErrors == 0 {
+		return
+	}
+	s.c.txFrames.Add(st.frames)
+	s.c.txBytes.Add(st.bytes)
+	s.c.txMessages.Add(st.messages)
+	s.c.txErrors.Add(st.sendErrors)
+	st.frames, st.bytes, st.messages, st.sendErrors = 0, 0, 0, 0
 }
 
 // forwardGSO segments a TSO super-frame into MSS-sized inner frames, each
@@ -219,7 +309,7 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 		s.c.txShort.Inc()
 		return
 	}
-	dests, b := s.route(frame, tn)
+	dests, flow := s.route(frame, tn)
 	if dests == nil {
 		s.c.txNoDest.Inc()
 		return
@@ -256,7 +346,7 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 	first := out[0][encap.HeaderLen : encap.HeaderLen+st.segSizes[0]]
 	tos := encap.OuterTOS(first, tn.TOS, tn.TOSInherit)
 	per := min(udpMaxSegments, maxGSOPayload/stride)
-	if !s.ep.udpGSO || stride > int(s.ep.gsoLimit.Load()) {
+	if !s.ep.ulCaps.GSO || stride > int(s.ep.gsoLimit.Load()) {
 		per = 1
 	}
 	queued := false
@@ -280,14 +370,14 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 		ttl := s.ttlFor(first, d)
 		for c := 0; c < n; c += per {
 			end := min((c+per)*stride, total)
-			if b.full() {
+			if st.full() {
 				s.flush(st)
 			}
 			gso := stride
 			if end-c*stride <= stride {
 				gso = 0 // a single datagram
 			}
-			queued = b.queue(nil, region[c*stride:end], to, tos, ttl, gso) || queued
+			queued = st.queueDatagram(nil, region[c*stride:end], to, tos, ttl, gso, flow) || queued
 		}
 	}
 	if st.segOff < regionEnd {
@@ -300,8 +390,8 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 		s.c.txNoDest.Inc()
 		return
 	}
-	s.c.txFrames.Add(uint64(n))
-	s.c.txBytes.Add(uint64(total - n*encap.HeaderLen))
+	st.frames += uint64(n)
+	st.bytes += uint64(total - n*encap.HeaderLen)
 }
 
 // destPort is the UDP port to send to d.

@@ -18,7 +18,7 @@ import (
 // datagram that arrives carries the VNI of the frame inside it: send
 // batches must not be shared between the loops (run with -race).
 func TestSegmentsShareSockets(t *testing.T) {
-	ep := benchEndpoint(t, false)
+	ep, _ := benchEndpoint(t, false, nil, nil)
 	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +32,7 @@ func TestSegmentsShareSockets(t *testing.T) {
 	for _, vni := range []uint32{100, 200} {
 		table := fdb.New(fdb.Options{})
 		table.Append(fdb.Zero, fdb.Dest{IP: benchLocal, Port: port, VNI: vni}, fdb.Permanent)
-		s := benchSegment(ep, table, nil, false)
-		s.cfg.VNI = vni
-		segs = append(segs, s)
+		segs = append(segs, addSegment(t, ep, vni, table))
 	}
 	got := map[uint32]int{}
 	bad := 0
@@ -61,7 +59,7 @@ func TestSegmentsShareSockets(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := newTxState()
+			st := txFor(s)
 			for i := 0; i < perSeg; i++ {
 				f := make([]byte, 100)
 				copy(f, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 1, 0x88, 0xb5})
@@ -110,14 +108,13 @@ func TestForwardGSOOversizedSegment(t *testing.T) {
 		{"largest that fits", 65400, 65420, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ep := benchEndpoint(t, true)
 			table := fdb.New(fdb.Options{})
 			table.Append(fdb.Zero, sinkDest(t), fdb.Permanent)
-			s := benchSegment(ep, table, nil, true)
+			_, s := benchEndpoint(t, true, table, nil)
 			frame := tcp4Frame(benchPeerMAC, benchOurMAC, tc.payload, 1, true)
 			h := offload.VirtioNetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4,
 				GSOSize: uint16(tc.gsoSize), CsumStart: 34, CsumOffset: 16}
-			st := newTxState()
+			st := txFor(s)
 			s.forwardGSO(st, s.tune.Load(), h, frame)
 			s.flush(st)
 			if got := s.c.txBadGSO.Load(); got != tc.wantBad {
@@ -145,5 +142,57 @@ func TestLowerGSOLimit(t *testing.T) {
 	ep.lowerGSOLimit(20000)
 	if got := ep.gsoLimit.Load(); got != 8999 {
 		t.Errorf("limit %d, want 8999", got)
+	}
+}
+
+// TestSourcePortsSpread sends one frame of each of 1000 TCP flows, then
+// each again, through the real transmit sockets, and reads the outer
+// source ports on a socket: the flows spread over DefaultTxSockets
+// distinct ports (the kernel spreads them over its whole range; fabrics
+// hash on this port), and every flow keeps its port.
+func TestSourcePortsSpread(t *testing.T) {
+	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	sink.SetReadBuffer(8 << 20)
+	table := fdb.New(fdb.Options{})
+	table.Add(benchDstMAC, fdb.Dest{IP: benchLocal, Port: uint16(sink.LocalAddr().(*net.UDPAddr).Port), VNI: benchVNI}, fdb.Static)
+	_, s := benchEndpoint(t, false, table, nil)
+	st := txFor(s)
+	const flows = 1000
+	for round := 0; round < 2; round++ {
+		for i := 0; i < flows; i++ {
+			f := tcp4Frame(benchDstMAC, benchPeerMAC, 10, 1, false)
+			binary.BigEndian.PutUint16(f[34:36], uint16(10000+i)) // the flow's TCP source port
+			s.forward(st, s.tune.Load(), f)
+			if st.full() || i%32 == 31 {
+				s.flush(st)
+			}
+		}
+		s.flush(st)
+	}
+	portOf := map[uint16]int{} // flow -> outer source port
+	ports := map[int]bool{}
+	buf := make([]byte, 2048)
+	sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for n := 0; n < 2*flows; n++ {
+		size, from, err := sink.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", n, err)
+		}
+		if size < encap.HeaderLen+36 {
+			t.Fatalf("datagram of %d bytes", size)
+		}
+		flow := binary.BigEndian.Uint16(buf[encap.HeaderLen+34:])
+		if p, ok := portOf[flow]; ok && p != from.Port {
+			t.Fatalf("flow %d left from ports %d and %d", flow, p, from.Port)
+		}
+		portOf[flow] = from.Port
+		ports[from.Port] = true
+	}
+	if len(ports) != DefaultTxSockets {
+		t.Errorf("%d flows used %d distinct source ports, want %d", flows, len(ports), DefaultTxSockets)
 	}
 }

@@ -199,7 +199,7 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"dev": "lo", "dstport": "8472", "srcport": "49152-49408", "ttl": "0x10", "tos": "inherit",
 		"learning": "false", "ageing": "0", "maxaddress": "64", "learn_rate": "7", "tap": "vxt9", "netns": "blue",
 		"mtu": "1400", "mac": "02:00:00:00:00:09", "addr": "203.0.113.9/24", "master": "br9",
-		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477",
+		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477", "queues": "2",
 		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
 		"keyfile": "k.pem", "lease_ttl": "5", "members_only": "false", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
 		"allow_remote": "198.51.100.0/24",

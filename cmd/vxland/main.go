@@ -150,6 +150,7 @@ type daemon struct {
 	cluster  atomic.Pointer[clusterRun] // the etcd agent, nil without a cluster
 	evpnVNIs []evpnVNI                  // the VNIs served by EVPN
 	evpn     atomic.Pointer[evpnRun]    // the BGP speaker, nil without BGP
+	queues   int                        // workers each way per endpoint (read at start)
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
@@ -200,6 +201,7 @@ func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 		vniStats: map[*dataplane.Segment]func() []stats.Value{},
 		done:     make(chan error, 1),
 		flannel:  fl,
+		queues:   cfg.Daemon.Queues,
 	}
 	defer func() {
 		if err != nil {
@@ -216,7 +218,7 @@ func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 		if err := checkDev(own, key); err != nil {
 			return nil, err
 		}
-		dc := endpointConfig(key)
+		dc := d.endpointConfig(key)
 		var setups []*vniSetup
 		for _, i := range key.VNIs {
 			v := &cfg.VNIs[i]
@@ -250,10 +252,10 @@ func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 
 // endpointConfig is the dataplane configuration of the endpoint key
 // describes, without segments.
-func endpointConfig(key config.EndpointKey) dataplane.Config {
+func (d *daemon) endpointConfig(key config.EndpointKey) dataplane.Config {
 	return dataplane.Config{
 		Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
-		SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax,
+		SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax, Queues: d.queues,
 		Offload: key.Offload, AllowRemote: key.AllowRemote, Logf: log.Printf,
 	}
 }

@@ -274,7 +274,7 @@ func (d *daemon) addVNI(v *config.VNI, key config.EndpointKey) error {
 			ep.SetAllowRemote(key.AllowRemote) // the file's, for all its VNIs (Validate)
 		}
 	} else {
-		dc := endpointConfig(key)
+		dc := d.endpointConfig(key)
 		dc.Segments = []dataplane.SegmentConfig{sc}
 		ep, err = dataplane.New(dc)
 		if err == nil {

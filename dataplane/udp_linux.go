@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/stats"
 )
 
@@ -21,7 +21,7 @@ const cmsgSpace = 128
 
 // udpSocket is a UDP socket received from through recvmmsg on
 // preallocated message arrays, so a batch costs one system call and no
-// allocation (one receiving goroutine). Senders use a sendBatch each.
+// allocation (one receiving goroutine). Senders use a udpSender each.
 type udpSocket struct {
 	fd   int
 	file *os.File // keeps fd in Go's poller
@@ -46,43 +46,17 @@ type udpSocket struct {
 	kernelDrops atomic.Uint32
 }
 
-// sendBatch is one goroutine's queue of datagrams for one socket: several
-// transmit loops (one per VNI) share the endpoint's sockets, each with a
-// batch of its own, so no state is shared but the descriptor.
-type sendBatch struct {
-	sock  *udpSocket
-	msgs  []unix.Mmsghdr
-	iovs  []unix.Iovec // two per message: VXLAN header, frame
-	names []unix.RawSockaddrInet6
-	oobs  [][cmsgSpace]byte
-	gso   []int // UDP_SEGMENT size of each message, 0 for one datagram
-	n     int   // messages queued
-	done  int
-	err   error
-	fn    func(fd uintptr) bool
-	// failedGSO is the segment size of the first train the kernel
-	// refused (EINVAL/EMSGSIZE: segment plus headers over the device
-	// MTU) in the last flush, 0 if none.
-	failedGSO int
-}
-
-func newSendBatch(s *udpSocket, size int) *sendBatch {
-	b := &sendBatch{
-		sock:  s,
-		msgs:  make([]unix.Mmsghdr, size),
-		iovs:  make([]unix.Iovec, 2*size),
-		names: make([]unix.RawSockaddrInet6, size),
-		oobs:  make([][cmsgSpace]byte, size),
-		gso:   make([]int, size),
-	}
-	b.fn = b.sendOnce
-	return b
-}
-
 // openUDP opens a UDP socket bound to local:port (local may be the zero
 // Addr: any address of the family v6 selects). The socket is not connected:
 // kernel peers vary their source port per flow.
 func openUDP(local netip.Addr, port uint16, v6 bool, batch int) (*udpSocket, error) {
+	return openUDPReuse(local, port, v6, batch, false)
+}
+
+// openUDPReuse is openUDP, with SO_REUSEPORT set before the bind when reuse
+// is: sockets bound so to one address and port share its datagrams, each
+// flow (4-tuple) always to the same socket.
+func openUDPReuse(local netip.Addr, port uint16, v6 bool, batch int, reuse bool) (*udpSocket, error) {
 	family := unix.AF_INET
 	if v6 {
 		family = unix.AF_INET6
@@ -101,6 +75,11 @@ func openUDP(local netip.Addr, port uint16, v6 bool, batch int) (*udpSocket, err
 		// One family per socket keeps addresses unambiguous.
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
 			return nil, fmt.Errorf("udp socket: IPV6_V6ONLY: %w", err)
+		}
+	}
+	if reuse {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return nil, fmt.Errorf("udp socket: SO_REUSEPORT: %w", err)
 		}
 	}
 	var sa unix.Sockaddr
@@ -179,18 +158,14 @@ func (s *udpSocket) setInt(level, opt, v int, what string) error {
 // close closes the socket and unblocks pending reads.
 func (s *udpSocket) close() error { return s.file.Close() }
 
-// recv fills bufs[i] with up to len(bufs) datagrams and returns how many
-// arrived. sizes, from and tos receive each datagram's length, source
-// address and outer TOS / traffic class. It blocks until at least one
-// datagram is there.
-func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos []uint8, gso []int) (int, error) {
-	n := len(bufs)
-	if n > len(s.rmsgs) {
-		n = len(s.rmsgs)
-	}
+// Recv implements netio.Receiver: one recvmmsg of up to len(msgs)
+// datagrams, with the outer TOS and the UDP_GRO segment size from their
+// control messages.
+func (s *udpSocket) Recv(msgs []netio.Datagram) (int, error) {
+	n := min(len(msgs), len(s.rmsgs))
 	for i := 0; i < n; i++ {
-		s.riovs[i].Base = &bufs[i][0]
-		s.riovs[i].SetLen(len(bufs[i]))
+		s.riovs[i].Base = &msgs[i].Buf[0]
+		s.riovs[i].SetLen(len(msgs[i].Buf))
 		h := &s.rmsgs[i].Hdr
 		h.Iov = &s.riovs[i]
 		h.SetIovlen(1)
@@ -210,12 +185,13 @@ func (s *udpSocket) recv(bufs [][]byte, sizes []int, from []netip.AddrPort, tos 
 	}
 	got := s.rn
 	for i := 0; i < got; i++ {
-		sizes[i] = int(s.rmsgs[i].Len)
+		m := &msgs[i]
+		m.N = int(s.rmsgs[i].Len)
 		if s.rmsgs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
-			sizes[i] = -1 // larger than the buffer: the caller drops it
+			m.N = -1 // larger than the buffer: the caller drops it
 		}
-		from[i] = sockaddrToAddrPort(&s.rnames[i])
-		tos[i], gso[i] = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
+		m.Addr = sockaddrToAddrPort(&s.rnames[i])
+		m.TOS, m.GSOSize = parseRecvCmsgs(s.roobs[i][:s.rmsgs[i].Hdr.Controllen])
 	}
 	return got, nil
 }
@@ -344,103 +320,6 @@ func parseRecvCmsgs(oob []byte) (tos uint8, gso int) {
 }
 
 func cmsgAlign(n int) int { return (n + 7) &^ 7 }
-
-// queue adds one datagram, hdr (if not nil) followed by payload, to the
-// batch. With gsoSize > 0 the payload is a train of datagrams of gsoSize
-// bytes each (the last may be shorter) that the kernel splits
-// (UDP_SEGMENT). It returns false when the batch is full or the payload
-// empty.
-func (b *sendBatch) queue(hdr, payload []byte, to netip.AddrPort, tos, ttl uint8, gsoSize int) bool {
-	i := b.n
-	if i >= len(b.msgs) || len(payload) == 0 {
-		return false
-	}
-	iov := b.iovs[2*i : 2*i+2]
-	n := 0
-	if hdr != nil {
-		iov[0].Base = &hdr[0]
-		iov[0].SetLen(len(hdr))
-		n++
-	}
-	iov[n].Base = &payload[0]
-	iov[n].SetLen(len(payload))
-	n++
-	h := &b.msgs[i].Hdr
-	h.Iov = &iov[0]
-	h.SetIovlen(n)
-	nl := putSockaddr(&b.names[i], to, b.sock.v6)
-	h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
-	h.Namelen = nl
-	cl := putSendCmsgs(b.oobs[i][:], tos, ttl, b.sock.v6)
-	if gsoSize > 0 {
-		cl += putU16Cmsg(b.oobs[i][cl:], unix.SOL_UDP, unix.UDP_SEGMENT, uint16(gsoSize))
-	}
-	b.gso[i] = gsoSize
-	h.Control = &b.oobs[i][0]
-	h.SetControllen(cl)
-	b.n++
-	return true
-}
-
-// pending returns how many datagrams are queued.
-func (b *sendBatch) pending() int { return b.n }
-
-// full reports whether another datagram fits.
-func (b *sendBatch) full() bool { return b.n == len(b.msgs) }
-
-// flush sends every queued datagram and empties the batch. It returns how
-// many messages were sent and how many failed; a message the kernel
-// refuses is skipped, so one unreachable destination does not hold up the
-// others.
-func (b *sendBatch) flush() (sent, failed int, err error) {
-	b.failedGSO = 0
-	for b.done < b.n {
-		b.err = nil
-		if werr := b.sock.rc.Write(b.fn); werr != nil {
-			err = werr
-			failed += b.n - b.done
-			break
-		}
-		if b.err != nil {
-			if err == nil {
-				err = b.err
-			}
-			if g := b.gso[b.done]; g > 0 && b.failedGSO == 0 &&
-				(errors.Is(b.err, unix.EINVAL) || errors.Is(b.err, unix.EMSGSIZE)) {
-				b.failedGSO = g
-			}
-			failed++
-			b.done++ // skip the datagram the kernel refused
-		}
-	}
-	for i := 0; i < b.n; i++ {
-		if b.msgs[i].Len > 0 {
-			sent++
-		}
-		b.msgs[i].Len = 0
-	}
-	b.n, b.done = 0, 0
-	return sent, failed, err
-}
-
-// reset forgets whatever is queued, unsent.
-func (b *sendBatch) reset() { b.n, b.done = 0, 0 }
-
-func (b *sendBatch) sendOnce(fd uintptr) bool {
-	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.done])), uintptr(b.n-b.done), 0, 0, 0)
-	if e == unix.EAGAIN {
-		return false
-	}
-	if e == unix.EINTR {
-		return false
-	}
-	if e != 0 {
-		b.err = e
-		return true
-	}
-	b.done += int(r)
-	return true
-}
 
 func putSockaddr(rsa *unix.RawSockaddrInet6, to netip.AddrPort, v6 bool) uint32 {
 	port := to.Port()
