@@ -415,9 +415,9 @@ func (b *bench) renderSVG(sum map[string]map[string]*summary) string {
 	width := min(max(svgLeft+natural+svgRight, svgMinWidth), svgMaxWidth)
 
 	d := &svgDoc{width: width, y: 6}
-	d.para(svgPad, 15, true, "#222", "vxland system benchmark: medians of interleaved rounds")
-	sub := fmt.Sprintf("%s · %d rounds × %v · %d CPUs · Linux %s · commit %s", b.info.Date, b.cfg.rounds, b.cfg.duration,
-		b.info.NProc, b.info.Kernel, shortCommit(b.info.GitCommit))
+	d.para(svgPad, 15, true, "#222", "vxland system benchmark")
+	sub := fmt.Sprintf("medians of %d interleaved rounds × %v · %s · %d CPUs · Linux %s · commit %s", b.cfg.rounds, b.cfg.duration,
+		b.info.Date, b.info.NProc, b.info.Kernel, shortCommit(b.info.GitCommit))
 	if (b.wants("N") || b.wants("O")) && b.cfg.offloadsOff {
 		sub += " · N, O: peer veth offloads off"
 	}
