@@ -5,7 +5,7 @@ BIN     ?= bin
 # spurious "context deadline exceeded" from the fuzz coordinator.
 FUZZTIME ?= 30000x
 
-.PHONY: all build test unit fuzz vet demo bench bench-go bench-cluster soak clean
+.PHONY: all build test unit fuzz vet demo bench bench-baseline bench-go bench-cluster soak clean
 
 all: build
 
@@ -52,6 +52,22 @@ demo: build
 bench:
 	$(GO) build -o $(BIN)/vxbench ./bench/cmd/vxbench
 	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo $(BIN)/vxbench $(BENCHFLAGS)
+
+## bench-baseline: the system benchmark with system VB, the vxland of commit BASE
+## (default cf6a88a, the engine before the batch rework), measured in the same
+## rounds as VK. BASE's ./cmd/vxland is built into $(BIN)/vxland-base from a
+## temporary git worktree, which is removed once the build is done.
+BASE ?= cf6a88a
+bench-baseline:
+	$(GO) build -o $(BIN)/vxbench ./bench/cmd/vxbench
+	@set -e; git rev-parse --verify --quiet '$(BASE)^{commit}' >/dev/null || { echo "BASE=$(BASE) is not a commit"; exit 1; }; \
+	  out=$(abspath $(BIN))/vxland-base; tmp=$$(mktemp -d); \
+	  trap 'git worktree remove --force "$$tmp/src" 2>/dev/null; rm -rf "$$tmp"' EXIT; \
+	  git worktree add --quiet --detach "$$tmp/src" $(BASE); \
+	  echo "building $(BASE) ./cmd/vxland into $$out"; \
+	  (cd "$$tmp/src" && $(GO) build -o "$$out" ./cmd/vxland)
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; $$sudo $(BIN)/vxbench --baseline-bin $(BIN)/vxland-base \
+	  --baseline-name "$$(git rev-parse --short '$(BASE)^{commit}')" $(BENCHFLAGS)
 
 ## bench-go: allocation and speed of the per-packet code paths.
 bench-go:

@@ -8,6 +8,7 @@
 //	K   kernel vxlan <-> kernel vxlan (the reference)
 //	VK  vxland <-> kernel vxlan
 //	VV  vxland <-> vxland
+//	VB  an older vxland binary (--baseline-bin) <-> kernel vxlan
 //	N   bench/relay, a plain Go relay <-> kernel vxlan (peer offloads off)
 //	O   Open vSwitch userspace datapath <-> kernel vxlan (peer offloads off)
 //	veth the underlay alone, measured once, for context
@@ -21,6 +22,7 @@
 // Usage (as root, from the repository root):
 //
 //	vxbench [--rounds 3] [--duration 5s] [--systems K,VK,VV,N,O] [--out bench/results]
+//	        [--baseline-bin bin/vxland-base [--baseline-name cf6a88a]]
 //
 // `vxbench ping` is an internal subcommand (an ICMP pinger run inside a
 // namespace).
@@ -58,6 +60,11 @@ type config struct {
 	// offloadsOff turns off the kernel peer's veth offloads for N and O.
 	offloadsOff bool
 	vxlandArgs  []string
+	// baselineBin is the older vxland binary run as system VB ("" = no VB);
+	// baselineName says which build it is (a commit), for the report.
+	baselineBin  string
+	baselineName string
+	baselineArgs []string
 
 	work      string // scratch folder: logs, OVS state
 	relayBin  string
@@ -136,7 +143,10 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.bin, "bin", "", "folder for the relay and vxland binaries (default: a scratch folder)")
 	fs.StringVar(&cfg.repo, "repo", "", "repository root (default: found from the working folder)")
 	fs.StringVar(&cfg.vxlandBin, "vxland", "", "use this vxland binary instead of building ./cmd/vxland")
-	vxArgs := fs.String("vxland-args", "", "extra arguments for vxland, space separated (e.g. --offload=false)")
+	vxArgs := fs.String("vxland-args", "", "extra arguments for vxland (VK, VV), space separated (e.g. --offload=false)")
+	fs.StringVar(&cfg.baselineBin, "baseline-bin", "", "an older vxland binary, measured as system VB beside VK (same setup, kernel peer)")
+	bArgs := fs.String("baseline-args", "", "extra arguments for the --baseline-bin vxland (VB), space separated; --vxland-args are not passed to it")
+	fs.StringVar(&cfg.baselineName, "baseline-name", "", "what the --baseline-bin build is (e.g. its commit), shown in the report")
 	fs.IntVar(&cfg.pings, "pings", 200, "echo requests per RTT measurement (10 ms apart)")
 	fs.BoolVar(&cfg.veth, "veth", true, "measure the bare underlay veth once (row \"veth\")")
 	fs.BoolVar(&cfg.install, "install", true, "apt-get install missing packages (iperf3, ethtool, openvswitch-switch)")
@@ -171,7 +181,10 @@ func parseFlags(args []string) (*config, error) {
 		}
 		s, ok := findSystem(name)
 		if !ok || s.Name == "veth" {
-			return nil, fmt.Errorf("unknown system %q (want K, VK, VV, N, O; veth is --veth)", name)
+			return nil, fmt.Errorf("unknown system %q (want K, VK, VV, VB, N, O; veth is --veth)", name)
+		}
+		if s.Name == baselineSystem && cfg.baselineBin == "" {
+			return nil, fmt.Errorf("system %s needs --baseline-bin", baselineSystem)
 		}
 		if !seen[s.Name] {
 			seen[s.Name] = true
@@ -181,12 +194,30 @@ func parseFlags(args []string) (*config, error) {
 	if len(cfg.systems) == 0 {
 		return nil, fmt.Errorf("--systems is empty")
 	}
+	if cfg.baselineBin != "" && !seen[baselineSystem] {
+		cfg.systems = insertBaseline(cfg.systems)
+	}
 	var err error
 	if cfg.tests, err = parseTests(*tests); err != nil {
 		return nil, err
 	}
 	cfg.vxlandArgs = strings.Fields(*vxArgs)
+	cfg.baselineArgs = strings.Fields(*bArgs)
 	return cfg, nil
+}
+
+// insertBaseline adds system VB to the interleaving order right after VK
+// (at the end without VK), so that VK and VB run back to back in every round.
+func insertBaseline(ss []system) []system {
+	vb, _ := findSystem(baselineSystem)
+	for i, s := range ss {
+		if s.Name == "VK" {
+			out := append([]system(nil), ss[:i+1]...)
+			out = append(out, vb)
+			return append(out, ss[i+1:]...)
+		}
+	}
+	return append(ss, vb)
 }
 
 // parseTests expands the --tests list into test keys.
@@ -227,6 +258,8 @@ type bench struct {
 	samples []sample
 	info    machineInfo
 	started time.Time
+	// baselineVersion is what the VB binary says with --version.
+	baselineVersion string
 
 	markdown string
 }
@@ -304,6 +337,11 @@ func (b *bench) prepare(ctx context.Context) error {
 			}
 		}
 	}
+	if b.wants(baselineSystem) {
+		if why := b.prepareBaseline(ctx); why != "" {
+			b.skipped[baselineSystem] = why
+		}
+	}
 	for _, s := range cfg.systems {
 		if why, ok := b.skipped[s.Name]; ok {
 			progress("skipping %s: %s", s.Name, why)
@@ -343,6 +381,29 @@ func (b *bench) prepareVxland(ctx context.Context) string {
 	progress("building ./cmd/vxland")
 	if err := b.goBuild(ctx, cfg.vxlandBin, "./cmd/vxland"); err != nil {
 		return "vxland binary not built: " + err.Error()
+	}
+	return ""
+}
+
+// prepareBaseline checks the --baseline-bin binary; it returns why VB
+// cannot run, or "".
+func (b *bench) prepareBaseline(ctx context.Context) string {
+	cfg := b.cfg
+	abs, err := filepath.Abs(cfg.baselineBin)
+	if err != nil {
+		return "baseline binary: " + err.Error()
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return "baseline binary missing (" + err.Error() + ")"
+	}
+	if st.IsDir() || st.Mode()&0o111 == 0 {
+		return "baseline binary " + abs + " is not an executable file"
+	}
+	cfg.baselineBin = abs
+	// Both old and current vxland print their build with --version.
+	if out, err := b.r.run(ctx, abs, "--version"); err == nil {
+		b.baselineVersion = firstLine(out)
 	}
 	return ""
 }

@@ -252,7 +252,9 @@ type jsonReport struct {
 	Notes       []string                       `json:"notes"`
 	Metrics     []metricDef                    `json:"metrics"`
 	Summary     map[string]map[string]*summary `json:"summary"`
-	Samples     []sample                       `json:"samples"`
+	// BaselineCPU compares VK's CPU s/GB with VB's, when both ran.
+	BaselineCPU *cpuComparison `json:"cpu_vk_vs_vb,omitempty"`
+	Samples     []sample       `json:"samples"`
 }
 
 type jsonConfig struct {
@@ -263,6 +265,93 @@ type jsonConfig struct {
 	Pings      int      `json:"pings"`
 	PingEveryS float64  `json:"ping_interval_s"`
 	VxlandArgs []string `json:"vxland_args,omitempty"`
+	// The --baseline-bin vxland (system VB).
+	BaselineBin     string   `json:"baseline_bin,omitempty"`
+	BaselineName    string   `json:"baseline_name,omitempty"`
+	BaselineVersion string   `json:"baseline_version,omitempty"`
+	BaselineArgs    []string `json:"baseline_args,omitempty"`
+}
+
+// describe is the report's description of a system; VB names its build.
+func (b *bench) describe(s system) string {
+	if s.Name != baselineSystem {
+		return s.Desc
+	}
+	var what []string
+	if b.cfg.baselineName != "" {
+		what = append(what, b.cfg.baselineName)
+	}
+	if b.cfg.baselineBin != "" {
+		what = append(what, b.cfg.baselineBin)
+	}
+	if b.baselineVersion != "" {
+		what = append(what, b.baselineVersion)
+	}
+	if len(b.cfg.baselineArgs) > 0 {
+		what = append(what, "args "+strings.Join(b.cfg.baselineArgs, " "))
+	}
+	if len(what) == 0 {
+		return s.Desc
+	}
+	return s.Desc + " (" + strings.Join(what, "; ") + ")"
+}
+
+// cpuComparison is VK's CPU s/GB against VB's: the ratio of the medians per
+// TCP test, and the median of those ratios.
+type cpuComparison struct {
+	Median float64            `json:"median_ratio"`
+	PerKey map[string]float64 `json:"ratio"`
+	keys   []string           // PerKey's keys in report order
+}
+
+// baselineCPU compares the CPU s/GB of VK and VB over the TCP tests both
+// measured; nil when there is no such test.
+func baselineCPU(sum map[string]map[string]*summary) *cpuComparison {
+	c := &cpuComparison{PerKey: map[string]float64{}}
+	var ratios []float64
+	for _, m := range metrics {
+		if !strings.HasPrefix(m.Key, "cpu_tcp") {
+			continue
+		}
+		vk, vb := sum["VK"][m.Key], sum[baselineSystem][m.Key]
+		if vk == nil || vb == nil || vk.OK == 0 || vb.OK == 0 || vb.Median <= 0 {
+			continue
+		}
+		r := vk.Median / vb.Median
+		c.PerKey[m.Key] = r
+		c.keys = append(c.keys, m.Key)
+		ratios = append(ratios, r)
+	}
+	if len(ratios) == 0 {
+		return nil
+	}
+	c.Median = median(ratios)
+	return c
+}
+
+// pct prints a ratio as a signed change: 0.62 -> "-38%".
+func pct(r float64) string {
+	return fmt.Sprintf("%+.0f%%", (r-1)*100)
+}
+
+// line is the markdown sentence of the comparison.
+func (c *cpuComparison) line() string {
+	var parts []string
+	for _, k := range c.keys {
+		parts = append(parts, strings.TrimPrefix(labelOf(k), "CPU ")+" "+pct(c.PerKey[k]))
+	}
+	return fmt.Sprintf("CPU s/GB VK vs VB: %s (median of the per-test ratios of medians: %s; negative = VK uses less CPU per byte)",
+		pct(c.Median), strings.Join(parts, ", "))
+}
+
+// labelOf is the label of a metric.
+func labelOf(key string) string {
+	for _, m := range metrics {
+		if m.Key == key {
+			return m.Label
+		}
+	}
+	return key
 }
 
 // reportRows is the row order of the tables: veth first (context), then the
@@ -293,10 +382,10 @@ func (b *bench) notesList(sum map[string]map[string]*summary) []string {
 		notes = append(notes, "veth: the underlay alone (192.0.2.1 → 192.0.2.2, MTU 1500, no tunnel), measured once in round 1, for context.")
 	}
 	notes = append(notes,
-		"A = 203.0.113.1 (client side, where vxland/relay/OVS run), B = 203.0.113.2 (iperf3 server, kernel vxlan in K/VK/N/O). A→B = forward, B→A = iperf3 -R.",
+		"A = 203.0.113.1 (client side, where vxland/relay/OVS run), B = 203.0.113.2 (iperf3 server, kernel vxlan in K/VK/VB/N/O). A→B = forward, B→A = iperf3 -R.",
 		"UDP: iperf3 -u -b 0 -l N; received packets per second at the receiver (sent minus lost).",
 		fmt.Sprintf("RTT: %d ICMP echoes 10 ms apart, idle tunnel, measured from A.", cfg.pings),
-		"CPU s/GB: utime+stime of the userspace dataplane processes (/proc/PID/stat; both daemons for VV, ovs-vswitchd for O, the relay for N) over the TCP test, per GB (1e9 bytes) of payload received. Peak RSS: VmHWM (largest daemon).",
+		"CPU s/GB: utime+stime of the userspace dataplane processes (/proc/PID/stat; both daemons for VV, ovs-vswitchd for O, the relay for N, the older vxland for VB) over the TCP test, per GB (1e9 bytes) of payload received. Peak RSS: VmHWM (largest daemon).",
 		"† = samples spread (max-min) over 25% of the median; see latest.json for raw samples.",
 	)
 	for _, s := range b.reportRows() {
@@ -369,7 +458,7 @@ func (b *bench) renderMarkdown(sum map[string]map[string]*summary, notes []strin
 
 	fmt.Fprintf(&w, "| system | what |\n|---|---|\n")
 	for _, s := range b.reportRows() {
-		desc := s.Desc
+		desc := b.describe(s)
 		if why, ok := b.skipped[s.Name]; ok {
 			desc += " — *skipped: " + why + "*"
 		}
@@ -418,6 +507,9 @@ func (b *bench) renderMarkdown(sum map[string]map[string]*summary, notes []strin
 			w.WriteString("\n")
 		}
 		w.WriteString("\n")
+	}
+	if c := baselineCPU(sum); c != nil {
+		fmt.Fprintf(&w, "%s\n\n", c.line())
 	}
 	w.WriteString("Notes:\n\n")
 	for _, n := range notes {
@@ -476,17 +568,20 @@ func (b *bench) writeResults(interrupted bool) ([]string, error) {
 		Config: jsonConfig{
 			Rounds: cfg.rounds, DurationS: cfg.duration.Seconds(), Pings: cfg.pings,
 			PingEveryS: 0.01, VxlandArgs: cfg.vxlandArgs,
+			BaselineBin: cfg.baselineBin, BaselineName: cfg.baselineName,
+			BaselineVersion: b.baselineVersion, BaselineArgs: cfg.baselineArgs,
 		},
-		Systems: map[string]string{},
-		Skipped: b.skipped,
-		Notes:   notes,
-		Metrics: metrics,
-		Summary: sum,
-		Samples: b.samples,
+		BaselineCPU: baselineCPU(sum),
+		Systems:     map[string]string{},
+		Skipped:     b.skipped,
+		Notes:       notes,
+		Metrics:     metrics,
+		Summary:     sum,
+		Samples:     b.samples,
 	}
 	for _, s := range b.reportRows() {
 		rep.Config.Order = append(rep.Config.Order, s.Name)
-		rep.Systems[s.Name] = s.Desc
+		rep.Systems[s.Name] = b.describe(s)
 	}
 	for _, t := range iperfTests {
 		if cfg.tests[t.Key] {

@@ -200,6 +200,8 @@ func daemonLabel(sys system) string {
 		return "vxland x2"
 	case sys.A == sideVxland:
 		return "vxland"
+	case sys.A == sideBaseline:
+		return "baseline vxland"
 	}
 	return ""
 }

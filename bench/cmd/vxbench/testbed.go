@@ -33,11 +33,12 @@ const (
 type sideKind int
 
 const (
-	sideNone   sideKind = iota // underlay only (the "veth" row)
-	sideKernel                 // Linux vxlan device
-	sideVxland                 // the vxland daemon
-	sideRelay                  // bench/relay (water + net.UDPConn)
-	sideOVS                    // Open vSwitch userspace datapath
+	sideNone     sideKind = iota // underlay only (the "veth" row)
+	sideKernel                   // Linux vxlan device
+	sideVxland                   // the vxland daemon
+	sideBaseline                 // an older vxland binary (--baseline-bin)
+	sideRelay                    // bench/relay (water + net.UDPConn)
+	sideOVS                      // Open vSwitch userspace datapath
 )
 
 // system describes one row of the results: what runs in A and in B.
@@ -51,12 +52,17 @@ type system struct {
 	PeerOffloadsOff bool
 }
 
+// baselineSystem is the row of the --baseline-bin vxland: set up like VK,
+// running the older binary, so the two compare side by side.
+const baselineSystem = "VB"
+
 // systems in their canonical (interleaving) order.
 var allSystems = []system{
 	{Name: "veth", Desc: "underlay veth alone, no tunnel", A: sideNone, B: sideNone},
 	{Name: "K", Desc: "kernel vxlan <-> kernel vxlan (reference)", A: sideKernel, B: sideKernel},
 	{Name: "VK", Desc: "vxland <-> kernel vxlan", A: sideVxland, B: sideKernel},
 	{Name: "VV", Desc: "vxland <-> vxland", A: sideVxland, B: sideVxland},
+	{Name: baselineSystem, Desc: "vxland baseline: an older vxland binary against the kernel", A: sideBaseline, B: sideKernel},
 	{Name: "N", Desc: "plain Go relay (water + net.UDPConn) <-> kernel vxlan", A: sideRelay, B: sideKernel, PeerOffloadsOff: true},
 	{Name: "O", Desc: "Open vSwitch userspace datapath <-> kernel vxlan", A: sideOVS, B: sideKernel, PeerOffloadsOff: true},
 }
@@ -171,11 +177,18 @@ func (tb *testbed) setupSide(ctx context.Context, kind sideKind, ns, ul, local, 
 		args := nsExec(ns, tb.cfg.relayBin, "--vni", itoa(vni), "--remote", remote, "--local", local,
 			"--dstport", itoa(vxlanPort), "--tap", tap)
 		return tb.startDaemon(ctx, "relay", ns, tap, true, overlay, args)
-	case sideVxland:
+	case sideVxland, sideBaseline:
+		bin, extra := tb.cfg.vxlandBin, tb.cfg.vxlandArgs
+		if kind == sideBaseline {
+			bin, extra = tb.cfg.baselineBin, tb.cfg.baselineArgs
+		}
 		tap := tapName("vx", ns)
-		args := nsExec(ns, tb.cfg.vxlandBin, "--vni", itoa(vni), "--remote", remote, "--local", local,
+		// Only flags that every vxland since the first benchmarked
+		// engine accepts; anything newer goes through --vxland-args or
+		// --baseline-args.
+		args := nsExec(ns, bin, "--vni", itoa(vni), "--remote", remote, "--local", local,
 			"--dstport", itoa(vxlanPort), "--tap", tap, "--mtu", itoa(overMTU))
-		args = append(args, tb.cfg.vxlandArgs...)
+		args = append(args, extra...)
 		return tb.startDaemon(ctx, "vxland", ns, tap, false, overlay, args)
 	case sideOVS:
 		return tb.setupOVS(ctx, ns, ul, local, remote, overlay)
