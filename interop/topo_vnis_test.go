@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -56,9 +57,10 @@ func TestTopoManyVNIs(t *testing.T) {
 	const metricsAddr = "127.0.0.1:9477" // in h's own loopback
 	d := startTopo(t, h, taps, "--config", file, "--metrics", metricsAddr)
 
-	// One socket on port 4789 serves all three VNIs.
-	if socks := udpSockets(t, h, 4789); len(socks) != 1 {
-		t.Errorf("%d UDP sockets on port 4789, want one shared by the three VNIs:\n%s", len(socks), strings.Join(socks, "\n"))
+	// One endpoint on port 4789 serves all three VNIs: one receive socket
+	// per queue (one per CPU by default), not one per VNI.
+	if socks := udpSockets(t, h, 4789); len(socks) != runtime.NumCPU() {
+		t.Errorf("%d UDP sockets on port 4789, want %d (one per queue) shared by the three VNIs:\n%s", len(socks), runtime.NumCPU(), strings.Join(socks, "\n"))
 	}
 	// vxlanctl -j devs lists the three devices of the daemon.
 	var devs []struct {
