@@ -179,12 +179,12 @@ func sinkDest(b testing.TB) fdb.Dest {
 
 // checkTx fails the benchmark unless every one of want datagrams went out:
 // a failed send would be a different (and allocating) code path.
-func checkTx(b *testing.B, st *txState, want uint64) {
+func checkTx(b *testing.B, s *Segment, want uint64) {
 	b.Helper()
-	if e := st.sendErrors; e != 0 {
+	if e := s.c.txErrors.Load(); e != 0 {
 		b.Fatalf("%d sendmmsg errors", e)
 	}
-	if got := st.messages; got != want {
+	if got := s.c.txMessages.Load(); got != want {
 		b.Fatalf("sent %d datagrams, want %d", got, want)
 	}
 }
@@ -232,7 +232,7 @@ func BenchmarkTransmitFrame(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/frame")
 			if bc.send {
-				checkTx(b, st, uint64(b.N*batch))
+				checkTx(b, s, uint64(b.N*batch))
 			} else if got := st.frames; got != uint64(b.N*batch) {
 				b.Fatalf("forwarded %d frames, want %d", got, b.N*batch)
 			}
@@ -259,7 +259,7 @@ func BenchmarkTransmitBroadcast(b *testing.B) {
 		s.forward(st, s.tune.Load(), frame)
 		s.flush(st)
 	}
-	checkTx(b, st, uint64(3*b.N))
+	checkTx(b, s, uint64(3*b.N))
 }
 
 // BenchmarkTransmitGSO forwards a 64 KB TCPv4 super-frame as a TAP with TSO
@@ -301,14 +301,14 @@ func BenchmarkTransmitGSO(b *testing.B) {
 			if bad := s.c.txBadGSO.Load(); bad != 0 {
 				b.Fatalf("%d super-frames refused", bad)
 			}
-			if got, want := st.frames, uint64(b.N*benchGSOSegments); got != want {
+			if got, want := s.c.txFrames.Load(), uint64(b.N*benchGSOSegments); got != want {
 				b.Fatalf("forwarded %d frames, want %d", got, want)
 			}
 			want := uint64(b.N * benchGSOSegments)
 			if gso {
 				want = uint64(b.N * 2) // two trains: 44 + 2 datagrams
 			}
-			checkTx(b, st, want)
+			checkTx(b, s, want)
 		})
 	}
 }
