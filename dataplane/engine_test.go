@@ -16,6 +16,7 @@ import (
 	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/inner"
 	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/netio/memio"
 	"github.com/vxland/vxland/offload"
@@ -126,8 +127,10 @@ func TestEngineTransmit(t *testing.T) {
 	if d.To != netip.AddrPortFrom(memRemote, DefaultPort) || d.TTL != 64 || d.TOS != 0 || d.GSOSize != 0 {
 		t.Errorf("to %v ttl %d tos %d gso %d", d.To, d.TTL, d.TOS, d.GSOSize)
 	}
-	if d.Flow != encap.FlowHash(frame) {
-		t.Errorf("flow %#x, want the frame's flow hash %#x", d.Flow, encap.FlowHash(frame))
+	var l inner.Layout
+	l.Decode(frame)
+	if want := encap.FlowHash(frame, &l); d.Flow != want {
+		t.Errorf("flow %#x, want the frame's flow hash %#x", d.Flow, want)
 	}
 
 	bcast := tcp4Frame(benchBcast, benchPeerMAC, 50, 1, false)

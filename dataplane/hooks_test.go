@@ -10,6 +10,7 @@ import (
 	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/events"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/inner"
 	"github.com/vxland/vxland/neigh"
 	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/netio/memio"
@@ -245,7 +246,9 @@ func TestRouteShortCircuit(t *testing.T) {
 				s.neigh.Add(dstIP, fdb.MAC(benchDstMAC), false)
 			}
 			frame := tcp4Frame(router, benchPeerMAC, 10, 1, false)
-			dests, _ := s.route(frame, s.tune.Load())
+			var l inner.Layout
+			l.Decode(frame)
+			dests, _ := s.route(frame, &l, s.tune.Load())
 			if len(dests) != 1 || dests[0] != tc.wantDest {
 				t.Errorf("destinations %v, want %v", dests, tc.wantDest)
 			}

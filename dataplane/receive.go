@@ -8,6 +8,7 @@ import (
 
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/inner"
 	"github.com/vxland/vxland/learning"
 	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/offload"
@@ -198,7 +199,9 @@ func (r *segRx) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
 		s.drop(rs)
 		return
 	}
-	if truncatedIP(frame) {
+	var l inner.Layout
+	l.Decode(frame)
+	if l.TruncatedIP() {
 		s.drop(encap.ReasonInnerShort)
 		return
 	}
@@ -222,7 +225,7 @@ func (r *segRx) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
 		s.c.rxBadSource.Inc()
 		return
 	}
-	if !encap.DecapECN(frame, tos) {
+	if !encap.DecapECN(frame, &l, tos) {
 		s.drop(encap.ReasonECN)
 		return
 	}
@@ -232,15 +235,15 @@ func (r *segRx) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
 		// A same-host kernel sender leaves TCP/UDP checksums partial (the
 		// pseudo-header seed); the coalescer hands that state to the TAP as
 		// NEEDS_CSUM, merged with the flow's neighbours where it can.
-		if err := r.coal.Add(frame); err != nil {
+		if err := r.coal.Add(frame, &l); err != nil {
 			r.flush()
-			if r.coal.Add(frame) != nil {
+			if r.coal.Add(frame, &l) != nil {
 				r.writeErrors++
 			}
 		}
 		return
 	}
-	offload.CompleteChecksum(frame)
+	offload.CompleteChecksum(frame, &l)
 	if s.vnet {
 		r.write(offload.VirtioNetHdr{}, frame)
 		return
@@ -275,16 +278,4 @@ func (r *segRx) write(h offload.VirtioNetHdr, frame []byte) {
 	} else {
 		r.writes++
 	}
-}
-
-// truncatedIP reports an untagged IPv4 or IPv6 frame too short for its IP
-// header, which the kernel drops before looking at ECN.
-func truncatedIP(frame []byte) bool {
-	switch uint16(frame[12])<<8 | uint16(frame[13]) {
-	case 0x0800:
-		return len(frame) < encap.EthHeaderLen+20
-	case 0x86dd:
-		return len(frame) < encap.EthHeaderLen+40
-	}
-	return false
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/vxland/vxland/arpnd"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/fdb"
+	"github.com/vxland/vxland/inner"
 	"github.com/vxland/vxland/netio"
 	"github.com/vxland/vxland/offload"
 )
@@ -35,11 +36,15 @@ type txState struct {
 
 	// Segmentation of TSO super-frames: segments are written back to back
 	// into seg, each behind its own VXLAN header, so that one UDP_SEGMENT
-	// send carries a whole train.
+	// send carries a whole train. SegmentGather builds each segment's
+	// headers in a segHdrs slot and points segPay into the TAP's buffer;
+	// both are copied into seg until the underlay sends iovec pairs.
 	seg      []byte
 	segOff   int
 	segOut   [][]byte
 	segSizes []int
+	segHdrs  [][]byte
+	segPay   [][]byte
 
 	// The proxy's parsed request and the reply it builds, and the parts
 	// of the reply's write (an empty virtio-net header first when the
@@ -72,6 +77,12 @@ func newTxState(dev netio.FrameDevice, sender netio.Sender) *txState {
 	st.seg = make([]byte, segBufSize)
 	st.segOut = make([][]byte, maxSegments)
 	st.segSizes = make([]int, maxSegments)
+	st.segHdrs = make([][]byte, maxSegments)
+	hb := make([]byte, maxSegments*segHdrSlot)
+	for i := range st.segHdrs {
+		st.segHdrs[i] = hb[i*segHdrSlot : (i+1)*segHdrSlot : (i+1)*segHdrSlot]
+	}
+	st.segPay = make([][]byte, maxSegments)
 	return st
 }
 
@@ -114,6 +125,9 @@ const (
 	// maxSegments bounds the segments of one super-frame (64 KiB at the
 	// smallest MSS the kernel uses for TSO, with room to spare).
 	maxSegments = 1024
+	// segHdrSlot holds a VXLAN header and a segment's Ethernet (two VLAN
+	// tags), IP and TCP headers with options.
+	segHdrSlot = encap.HeaderLen + inner.EthHeaderLen + inner.MaxVLANTags*inner.VLANTagLen + 60 + 60
 	// udpMaxSegments is the most datagrams one UDP_SEGMENT send may carry
 	// on older kernels (UDP_MAX_SEGMENTS; newer ones allow 128).
 	udpMaxSegments = 64
@@ -200,7 +214,7 @@ func (s *Segment) transmitFrame(st *txState, tn *tuning, frame []byte) {
 // a unicast destination when asked to. With route short-circuiting, an IP
 // frame to a router's MAC is first readdressed to the neighbour of its
 // destination IP.
-func (s *Segment) route(frame []byte, tn *tuning) (dests []fdb.Dest, flow uint32) {
+func (s *Segment) route(frame []byte, l *inner.Layout, tn *tuning) (dests []fdb.Dest, flow uint32) {
 	if tn.RSC {
 		var router bool
 		dests, router = s.cfg.Table.LookupRouter(fdb.MAC(frame[0:6]))
@@ -220,7 +234,7 @@ func (s *Segment) route(frame []byte, tn *tuning) (dests []fdb.Dest, flow uint32
 			return nil, 0
 		}
 	}
-	return dests, encap.FlowHash(frame)
+	return dests, encap.FlowHash(frame, l)
 }
 
 // usable reports whether d can be sent to from this endpoint.
@@ -235,8 +249,10 @@ func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 		s.c.txShort.Inc()
 		return
 	}
-	dests, flow := s.route(frame, tn)
-	tos := encap.OuterTOS(frame, tn.TOS, tn.TOSInherit)
+	var l inner.Layout
+	l.Decode(frame)
+	dests, flow := s.route(frame, &l, tn)
+	tos := encap.OuterTOS(frame, &l, tn.TOS, tn.TOSInherit)
 	queued := false
 	for i := range dests {
 		d := &dests[i]
@@ -249,7 +265,7 @@ func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 		h := st.hdrs[st.nhdr][:]
 		st.nhdr++
 		encap.PutHeader(h, d.VNI)
-		queued = st.queueDatagram(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, d), 0, flow) || queued
+		queued = st.queueDatagram(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, &l, d), 0, flow) || queued
 	}
 	if !queued {
 		s.c.txNoDest.Inc()
@@ -309,42 +325,48 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 		s.c.txShort.Inc()
 		return
 	}
-	dests, flow := s.route(frame, tn)
+	var l inner.Layout
+	l.Decode(frame)
+	dests, flow := s.route(frame, &l, tn)
 	if dests == nil {
 		s.c.txNoDest.Inc()
 		return
 	}
-	count, segLen, err := offload.Segments(h, frame)
-	if err != nil || count > maxSegments {
+	n, err := offload.SegmentGather(&l, h, frame, encap.HeaderLen, st.segHdrs, st.segPay)
+	if err != nil || n == 0 {
 		s.c.txBadGSO.Inc()
 		return
 	}
-	stride := encap.HeaderLen + segLen
-	need := count * stride
+	hdrs, pay := st.segHdrs[:n], st.segPay[:n]
+	stride := len(hdrs[0]) + len(pay[0])
+	need := n * stride
 	if need > len(st.seg) || stride > maxGSOPayload {
+		restoreSlots(hdrs, pay)
 		s.c.txBadGSO.Inc()
 		return
 	}
 	if st.segOff+need > len(st.seg) {
 		s.flush(st)
 	}
+	// Copying fallback: the sender takes one buffer per datagram train,
+	// so the gathered headers and payloads are laid out back to back.
 	region := st.seg[st.segOff : st.segOff+need]
-	out := st.segOut[:count]
+	out := st.segOut[:n]
 	for i := range out {
-		out[i] = region[i*stride : (i+1)*stride]
+		o := region[i*stride : (i+1)*stride]
+		k := copy(o, hdrs[i])
+		k += copy(o[k:], pay[i])
+		st.segSizes[i] = k - encap.HeaderLen
+		out[i] = o
 	}
-	n, err := offload.SegmentTCP(h, frame, out, st.segSizes, encap.HeaderLen)
-	if err != nil || n == 0 {
-		s.c.txBadGSO.Inc()
-		return
-	}
+	restoreSlots(hdrs, pay)
 	st.segOff += need
 	regionEnd := st.segOff
 	total := (n-1)*stride + encap.HeaderLen + st.segSizes[n-1]
 	region = region[:total]
 
-	first := out[0][encap.HeaderLen : encap.HeaderLen+st.segSizes[0]]
-	tos := encap.OuterTOS(first, tn.TOS, tn.TOSInherit)
+	// Every segment carries the super-frame's TOS and TTL.
+	tos := encap.OuterTOS(frame, &l, tn.TOS, tn.TOSInherit)
 	per := min(udpMaxSegments, maxGSOPayload/stride)
 	if !s.ep.ulCaps.GSO || stride > int(s.ep.gsoLimit.Load()) {
 		per = 1
@@ -367,7 +389,7 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 			vni = int64(d.VNI)
 		}
 		to := netip.AddrPortFrom(d.IP, s.destPort(d))
-		ttl := s.ttlFor(first, d)
+		ttl := s.ttlFor(frame, &l, d)
 		for c := 0; c < n; c += per {
 			end := min((c+per)*stride, total)
 			if st.full() {
@@ -394,6 +416,15 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 	st.bytes += uint64(total - n*encap.HeaderLen)
 }
 
+// restoreSlots gives SegmentGather's header slots back their full length
+// and drops the references into the TAP's buffer.
+func restoreSlots(hdrs, pay [][]byte) {
+	for i := range hdrs {
+		hdrs[i] = hdrs[i][:cap(hdrs[i])]
+		pay[i] = nil
+	}
+}
+
 // destPort is the UDP port to send to d.
 func (s *Segment) destPort(d *fdb.Dest) uint16 {
 	if d.Port != 0 {
@@ -402,12 +433,13 @@ func (s *Segment) destPort(d *fdb.Dest) uint16 {
 	return s.ep.port
 }
 
-// ttlFor is the outer TTL of frame towards d: inherited from the inner
-// packet, configured, else 64, or 1 for a multicast group.
-func (s *Segment) ttlFor(frame []byte, d *fdb.Dest) uint8 {
+// ttlFor is the outer TTL of frame (whose layout is l) towards d:
+// inherited from the inner packet, configured, else 64, or 1 for a
+// multicast group.
+func (s *Segment) ttlFor(frame []byte, l *inner.Layout, d *fdb.Dest) uint8 {
 	tn := s.tune.Load()
 	if tn.TTLInherit {
-		if ttl := encap.InnerTTL(frame); ttl != 0 {
+		if ttl := encap.InnerTTL(frame, l); ttl != 0 {
 			return ttl
 		}
 		return 64 // the kernel's ip4_dst_hoplimit for non-IP frames

@@ -37,7 +37,7 @@ func BenchmarkFlowHash(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				sink += uint32(SourcePort(FlowHash(bc.frame), 49152, 65535))
+				sink += uint32(SourcePort(flowHash(bc.frame), 49152, 65535))
 			}
 		})
 	}
@@ -47,7 +47,7 @@ func BenchmarkOuterTOS(b *testing.B) {
 	frame := eth(macB, macA, etherTypeIPv6, ipv6(0xb8|ecnCE, 0, protoTCP, v6A, v6B, l4(1, 2)))
 	b.ReportAllocs()
 	for b.Loop() {
-		sink += uint32(OuterTOS(frame, 0, true))
+		sink += uint32(outerTOS(frame, 0, true))
 	}
 }
 
@@ -58,7 +58,7 @@ func BenchmarkDecapECN(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			frame[15], frame[24], frame[25] = tos, c0, c1 // undo the last mark
-			if !DecapECN(frame, ecnCE) {
+			if !decapECN(frame, ecnCE) {
 				b.Fatal("dropped")
 			}
 		}
@@ -67,7 +67,7 @@ func BenchmarkDecapECN(b *testing.B) {
 		frame := eth(macB, macA, etherTypeIPv4, ipv4(ecnECT0, protoTCP, v4A, v4B, 0, l4(1, 2)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if !DecapECN(frame, ecnECT0) {
+			if !decapECN(frame, ecnECT0) {
 				b.Fatal("dropped")
 			}
 		}

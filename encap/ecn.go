@@ -1,5 +1,7 @@
 package encap
 
+import "github.com/vxland/vxland/inner"
+
 // ECN codepoints: the low two bits of the IPv4 TOS byte and of the IPv6
 // traffic class.
 const (
@@ -25,20 +27,21 @@ func dsField(frame []byte, version, off int) uint8 {
 // INET_ECN_encapsulate: a copy of the inner ECN field, except that inner CE
 // leaves as ECT(0) (RFC 3168 full functionality; RFC 6040 normal mode would
 // copy CE, and decapsulation ends with CE either way). A non-IP inner frame
-// leaves as Not-ECT. VLAN-tagged inner frames are looked through.
-func OuterTOS(frame []byte, tos uint8, inherit bool) uint8 {
-	var inner uint8
-	if version, off := ipHeader(frame); version != 0 {
-		inner = dsField(frame, version, off)
+// leaves as Not-ECT. VLAN-tagged inner frames are looked through; l is
+// the frame's layout.
+func OuterTOS(frame []byte, l *inner.Layout, tos uint8, inherit bool) uint8 {
+	var ds uint8
+	if l.IPVersion != 0 {
+		ds = dsField(frame, int(l.IPVersion), l.L3Off)
 	}
 	if inherit {
-		tos = inner
+		tos = ds
 	}
 	tos &^= ecnMask
-	if inner&ecnMask == ecnCE {
+	if ds&ecnMask == ecnCE {
 		return tos | ecnECT0
 	}
-	return tos | inner&ecnMask
+	return tos | ds&ecnMask
 }
 
 // DecapECN combines the ECN field of the outer header, whose TOS or traffic
@@ -54,20 +57,21 @@ func OuterTOS(frame []byte, tos uint8, inherit bool) uint8 {
 // It returns false when the frame must be dropped (count ReasonECN). An IPv4
 // header checksum is updated incrementally with the kernel's arithmetic; an
 // IPv6 header has none. Frames that are not IPv4 or IPv6 with a complete
-// fixed header, after up to two VLAN tags, are left alone and accepted.
-func DecapECN(frame []byte, outerTOS uint8) bool {
-	version, off := ipHeader(frame)
+// fixed header, after the VLAN tags the layout l skipped, are left alone and
+// accepted. Rewriting the ECN field leaves l valid.
+func DecapECN(frame []byte, l *inner.Layout, outerTOS uint8) bool {
+	version, off := int(l.IPVersion), l.L3Off
 	if version == 0 {
 		return true
 	}
 	outer := outerTOS & ecnMask
-	inner := dsField(frame, version, off) & ecnMask
+	in := dsField(frame, version, off) & ecnMask
 	switch {
-	case inner == ecnNotECT:
+	case in == ecnNotECT:
 		return outer != ecnCE
-	case outer == ecnCE && inner != ecnCE:
+	case outer == ecnCE && in != ecnCE:
 		setECN(frame, version, off, ecnCE)
-	case outer == ecnECT1 && inner == ecnECT0:
+	case outer == ecnECT1 && in == ecnECT0:
 		setECN(frame, version, off, ecnECT1)
 	}
 	return true
@@ -103,14 +107,14 @@ func setECN(frame []byte, version, off int, ecn uint8) {
 }
 
 // InnerTTL returns the TTL of an inner IPv4 packet or the hop limit of an
-// inner IPv6 one ("ttl inherit"), looking through VLAN tags; 0 when the
-// frame carries neither.
-func InnerTTL(frame []byte) uint8 {
-	switch version, off := ipHeader(frame); version {
+// inner IPv6 one ("ttl inherit"), looking through the VLAN tags the layout
+// l skipped; 0 when the frame carries neither.
+func InnerTTL(frame []byte, l *inner.Layout) uint8 {
+	switch l.IPVersion {
 	case 4:
-		return frame[off+8]
+		return frame[l.L3Off+8]
 	case 6:
-		return frame[off+7]
+		return frame[l.L3Off+7]
 	}
 	return 0
 }

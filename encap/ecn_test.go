@@ -41,13 +41,13 @@ func TestOuterTOS(t *testing.T) {
 			name := fmt.Sprintf("%s inner %s", f.name, ecnNames[innerECN])
 			for _, cfg := range []uint8{0, dscpEF, dscpEF | ecnCE} {
 				want := cfg&^ecnMask | encapECN[innerECN]
-				if got := OuterTOS(f.frame, cfg, false); got != want {
-					t.Errorf("%s: OuterTOS(tos %#x) = %#x, want %#x", name, cfg, got, want)
+				if got := outerTOS(f.frame, cfg, false); got != want {
+					t.Errorf("%s: outerTOS(tos %#x) = %#x, want %#x", name, cfg, got, want)
 				}
 			}
 			want := uint8(dscpAF41) | encapECN[innerECN]
-			if got := OuterTOS(f.frame, dscpEF, true); got != want {
-				t.Errorf("%s: OuterTOS(inherit) = %#x, want %#x", name, got, want)
+			if got := outerTOS(f.frame, dscpEF, true); got != want {
+				t.Errorf("%s: outerTOS(inherit) = %#x, want %#x", name, got, want)
 			}
 		}
 	}
@@ -67,17 +67,17 @@ func TestOuterTOSNonIP(t *testing.T) {
 		{"runt", []byte{1, 2, 3}},
 		{"nil", nil},
 	} {
-		if got := OuterTOS(tc.frame, 0xb8|ecnECT0, false); got != 0xb8 {
+		if got := outerTOS(tc.frame, 0xb8|ecnECT0, false); got != 0xb8 {
 			t.Errorf("%s: OuterTOS = %#x, want 0xb8 (configured DSCP, Not-ECT)", tc.name, got)
 		}
-		if got := OuterTOS(tc.frame, 0xb8, true); got != 0 {
-			t.Errorf("%s: OuterTOS(inherit) = %#x, want 0", tc.name, got)
+		if got := outerTOS(tc.frame, 0xb8, true); got != 0 {
+			t.Errorf("%s: outerTOS(inherit) = %#x, want 0", tc.name, got)
 		}
 	}
 }
 
 // RFC 6040 Figure 4, indexed [inner][outer]; -1 is drop.
-var decapECN = [4][4]int{
+var decapTable = [4][4]int{
 	ecnNotECT: {ecnNotECT: ecnNotECT, ecnECT0: ecnNotECT, ecnECT1: ecnNotECT, ecnCE: -1},
 	ecnECT0:   {ecnNotECT: ecnECT0, ecnECT0: ecnECT0, ecnECT1: ecnECT1, ecnCE: ecnCE},
 	ecnECT1:   {ecnNotECT: ecnECT1, ecnECT0: ecnECT1, ecnECT1: ecnECT1, ecnCE: ecnCE},
@@ -90,9 +90,9 @@ func TestDecapECN(t *testing.T) {
 		for outer := uint8(0); outer < 4; outer++ {
 			for _, f := range innerFrames(dscp | inner) {
 				name := fmt.Sprintf("%s inner %s outer %s", f.name, ecnNames[inner], ecnNames[outer])
-				want := decapECN[inner][outer]
+				want := decapTable[inner][outer]
 				before := bytes.Clone(f.frame)
-				ok := DecapECN(f.frame, 0xfc|outer) // outer DSCP must not matter
+				ok := decapECN(f.frame, 0xfc|outer) // outer DSCP must not matter
 				if ok != (want >= 0) {
 					t.Errorf("%s: DecapECN = %v, want %v", name, ok, want >= 0)
 					continue
@@ -163,7 +163,7 @@ func TestDecapECNChecksum(t *testing.T) {
 			ip[10], ip[11] = 0, 0
 			sum := ^onesSum(ip)
 			ip[10], ip[11] = byte(sum>>8), byte(sum)
-			DecapECN(frame, tc.outer)
+			decapECN(frame, tc.outer)
 			got := be16(ip[10:])
 			ip[10], ip[11] = 0, 0
 			want := ^onesSum(ip)
@@ -186,7 +186,7 @@ func TestDecapECNChecksum(t *testing.T) {
 func TestDecapECNIPv6Nibbles(t *testing.T) {
 	for _, tc := range []uint8{0x01, 0x02, 0x0e, 0x12, 0xfe, 0xb9, 0x8a} {
 		frame := eth(macB, macA, etherTypeIPv6, ipv6(tc, 0xfffff, protoUDP, v6A, v6B, nil))
-		if !DecapECN(frame, ecnCE) {
+		if !decapECN(frame, ecnCE) {
 			t.Fatalf("tc %#x: dropped", tc)
 		}
 		word := be32(frame[14:])
@@ -210,7 +210,7 @@ func TestDecapECNNonIP(t *testing.T) {
 		{"nil", nil},
 	} {
 		before := bytes.Clone(tc.frame)
-		if !DecapECN(tc.frame, ecnCE) {
+		if !decapECN(tc.frame, ecnCE) {
 			t.Errorf("%s: dropped", tc.name)
 		}
 		if !bytes.Equal(before, tc.frame) {
@@ -237,11 +237,11 @@ func TestInnerTTL(t *testing.T) {
 		{"ipv4", v4, 33}, {"ipv6", v6, 7}, {"vlan ipv4", tagged, 33}, {"arp", arp, 0},
 		{"short ipv4", v4[:20], 0}, {"empty", nil, 0},
 	} {
-		if got := InnerTTL(tc.frame); got != tc.want {
+		if got := innerTTL(tc.frame); got != tc.want {
 			t.Errorf("%s: InnerTTL = %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { InnerTTL(v4) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { innerTTL(v4) }); n != 0 {
 		t.Errorf("InnerTTL allocates %v times", n)
 	}
 }

@@ -113,52 +113,6 @@ func CheckInner(frame []byte, own [6]byte) Reason {
 	return ReasonOK
 }
 
-// Ethertypes and header sizes of the inner frame.
-const (
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86dd
-	etherTypeVLAN = 0x8100 // 802.1Q
-	etherTypeQinQ = 0x88a8 // 802.1ad
-	vlanTagLen    = 4
-	maxVLANTags   = 2
-	ipv4HeaderLen = 20
-	ipv6HeaderLen = 40
-)
-
-// l3 returns the ethertype that follows up to two VLAN tags and the offset
-// of the header it announces. frame must hold an Ethernet header. A frame
-// cut inside its tags reports the tag's ethertype, which no caller parses.
-func l3(frame []byte) (etherType uint16, off int) {
-	etherType = be16(frame[12:])
-	off = 12
-	for i := 0; i < maxVLANTags && (etherType == etherTypeVLAN || etherType == etherTypeQinQ); i++ {
-		if len(frame) < off+vlanTagLen+2 {
-			break
-		}
-		off += vlanTagLen
-		etherType = be16(frame[off:])
-	}
-	return etherType, off + 2
-}
-
-// ipHeader finds the inner IP header: version 4 or 6 and its offset when the
-// frame carries IPv4 or IPv6 with the whole fixed header present, else 0.
-// Like the kernel's ECN helpers, it trusts the ethertype and does not check
-// the version field.
-func ipHeader(frame []byte) (version, off int) {
-	if len(frame) < EthHeaderLen {
-		return 0, 0
-	}
-	etherType, off := l3(frame)
-	switch {
-	case etherType == etherTypeIPv4 && len(frame) >= off+ipv4HeaderLen:
-		return 4, off
-	case etherType == etherTypeIPv6 && len(frame) >= off+ipv6HeaderLen:
-		return 6, off
-	}
-	return 0, 0
-}
-
 func be16(b []byte) uint16 {
 	_ = b[1]
 	return uint16(b[0])<<8 | uint16(b[1])

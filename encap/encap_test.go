@@ -254,10 +254,10 @@ func TestNoAllocs(t *testing.T) {
 		"PutHeader":  func() { PutHeader(dgram, 42) },
 		"Parse":      func() { v, _, _ := Parse(dgram); sink += v },
 		"CheckInner": func() { sink += uint32(CheckInner(frame, macB)) },
-		"FlowHash":   func() { sink += FlowHash(frame) },
+		"FlowHash":   func() { sink += flowHash(frame) },
 		"SourcePort": func() { sink += uint32(SourcePort(sink, 49152, 65535)) },
-		"OuterTOS":   func() { sink += uint32(OuterTOS(frame, 0, true)) },
-		"DecapECN":   func() { frame[15] = 0x02; DecapECN(frame, ecnCE) },
+		"OuterTOS":   func() { sink += uint32(outerTOS(frame, 0, true)) },
+		"DecapECN":   func() { frame[15] = 0x02; decapECN(frame, ecnCE) },
 		"String":     func() { sink += uint32(len(Reason(sink % 9).String())) },
 	} {
 		if n := testing.AllocsPerRun(100, f); n != 0 {

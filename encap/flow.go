@@ -1,6 +1,10 @@
 package encap
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/vxland/vxland/inner"
+)
 
 // Seeds keep the key sets of IPv4, IPv6 and Ethernet apart.
 const (
@@ -11,116 +15,87 @@ const (
 
 // IP protocol numbers whose first L4 bytes FlowHash uses.
 const (
-	protoHopByHop = 0
-	protoTCP      = 6
-	protoUDP      = 17
-	protoDCCP     = 33
-	protoRouting  = 43
-	protoESP      = 50
-	protoAH       = 51
-	protoDestOpts = 60
-	protoSCTP     = 132
-	protoUDPLite  = 136
+	protoTCP     = 6
+	protoUDP     = 17
+	protoDCCP    = 33
+	protoESP     = 50
+	protoAH      = 51
+	protoSCTP    = 132
+	protoUDPLite = 136
 )
 
-// maxIPv6Ext bounds the IPv6 extension headers FlowHash skips.
-const maxIPv6Ext = 3
-
 // FlowHash returns a hash of the inner frame's flow for choosing the outer
-// UDP source port (see SourcePort). The keys are, after up to two VLAN tags
-// (whose IDs are not hashed):
+// UDP source port (see SourcePort); l is the frame's layout (inner.Decode).
+// The keys are, after the VLAN tags the layout skipped (whose IDs are not
+// hashed):
 //
 //   - IPv4: addresses, protocol and the L4 ports (TCP, UDP, UDP-Lite, DCCP,
 //     SCTP) or SPI (ESP, AH). Fragments, first or not, hash without ports as
 //     in the kernel's skb_get_hash, so all pieces of a datagram take the same
 //     path.
-//   - IPv6: addresses, flow label, protocol and ports or SPI, after skipping
-//     up to three hop-by-hop, routing and destination options headers. Any
-//     other extension header, including a fragment header, ends the keys.
+//   - IPv6: addresses, flow label, protocol and ports or SPI, after the
+//     hop-by-hop, routing and destination options headers the layout
+//     skipped (up to three). Any other extension header, including a
+//     fragment header, ends the keys.
 //   - anything else, or an IP header too short or with IHL < 5: the
 //     destination and source MAC addresses and the ethertype, as the kernel
 //     falls back to when it finds no flow.
 //
 // The hash is deterministic (no per-boot secret, unlike the kernel's) and
 // well mixed (murmur3 rounds and finalizer); it is not symmetric and may be 0.
-func FlowHash(frame []byte) uint32 {
+func FlowHash(frame []byte, l *inner.Layout) uint32 {
 	if len(frame) < EthHeaderLen {
 		return fmix(seedEth ^ uint32(len(frame)))
 	}
-	etherType, off := l3(frame)
-	switch etherType {
-	case etherTypeIPv4:
-		if h, ok := hashIPv4(frame[off:]); ok {
-			return h
+	switch {
+	case l.IPVersion == 4 && l.IPHdrLen >= inner.IPv4MinHeaderLen:
+		ip := frame[l.L3Off:]
+		var ports uint32
+		if !l.Frag {
+			ports = l4Ports(frame, l)
 		}
-	case etherTypeIPv6:
-		if h, ok := hashIPv6(frame[off:]); ok {
-			return h
+		h := mix(seedIPv4, be32(ip[12:]))
+		h = mix(h, be32(ip[16:]))
+		h = mix(h, ports)
+		h = mix(h, uint32(l.Proto))
+		return fmix(h)
+	case l.IPVersion == 6:
+		ip := frame[l.L3Off:]
+		h := uint32(seedIPv6)
+		for i := 8; i < inner.IPv6HeaderLen; i += 4 {
+			h = mix(h, be32(ip[i:]))
 		}
+		h = mix(h, be32(ip[0:])&0x000fffff) // flow label
+		h = mix(h, l4Ports(frame, l))
+		h = mix(h, uint32(l.Proto))
+		return fmix(h)
 	}
 	h := mix(seedEth, be32(frame[0:]))
 	h = mix(h, be32(frame[4:]))
 	h = mix(h, be32(frame[8:]))
-	h = mix(h, uint32(etherType))
+	h = mix(h, uint32(l.EtherType))
 	return fmix(h)
 }
 
-func hashIPv4(ip []byte) (uint32, bool) {
-	if len(ip) < ipv4HeaderLen {
-		return 0, false
-	}
-	ihl := int(ip[0]&0x0f) * 4
-	if ihl < ipv4HeaderLen {
-		return 0, false
-	}
-	proto := ip[9]
-	var ports uint32
-	if be16(ip[6:])&0x3fff == 0 { // MF clear and offset 0: not a fragment
-		ports = l4Ports(ip, ihl, proto)
-	}
-	h := mix(seedIPv4, be32(ip[12:]))
-	h = mix(h, be32(ip[16:]))
-	h = mix(h, ports)
-	h = mix(h, uint32(proto))
-	return fmix(h), true
-}
-
-func hashIPv6(ip []byte) (uint32, bool) {
-	if len(ip) < ipv6HeaderLen {
-		return 0, false
-	}
-	h := uint32(seedIPv6)
-	for i := 8; i < ipv6HeaderLen; i += 4 {
-		h = mix(h, be32(ip[i:]))
-	}
-	h = mix(h, be32(ip[0:])&0x000fffff) // flow label
-	proto, off := ip[6], ipv6HeaderLen
-	for i := 0; i < maxIPv6Ext && (proto == protoHopByHop || proto == protoRouting || proto == protoDestOpts); i++ {
-		if len(ip) < off+8 { // extension headers are at least 8 bytes long
-			break
-		}
-		proto, off = ip[off], off+(int(ip[off+1])+1)*8
-	}
-	h = mix(h, l4Ports(ip, off, proto))
-	h = mix(h, uint32(proto))
-	return fmix(h), true
-}
-
 // l4Ports returns the four bytes that identify the flow within the L4 header
-// of protocol proto at b[off:]: the port pair, or the SPI of ESP and AH.
-// It returns 0 for other protocols or when the bytes are missing.
-func l4Ports(b []byte, off int, proto uint8) uint32 {
-	switch proto {
+// at l.L4Off: the port pair, or the SPI of ESP and AH. It returns 0 for
+// other protocols or when the bytes are missing.
+func l4Ports(frame []byte, l *inner.Layout) uint32 {
+	off := l.L4Off
+	if off == 0 {
+		return 0
+	}
+	switch l.Proto {
 	case protoTCP, protoUDP, protoDCCP, protoSCTP, protoUDPLite, protoESP:
 	case protoAH:
 		off += 4
 	default:
 		return 0
 	}
-	if len(b) < off+4 {
+	if len(frame) < off+4 {
 		return 0
 	}
-	return be32(b[off:])
+	return be32(frame[off:])
 }
 
 // mix adds the word k to the running hash h (a murmur3 round).

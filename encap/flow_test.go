@@ -19,9 +19,9 @@ func TestFlowHashDeterministic(t *testing.T) {
 		{1, 2, 3},
 	}
 	for i, f := range frames {
-		h := FlowHash(f)
+		h := flowHash(f)
 		c := bytes.Clone(f)
-		if FlowHash(c) != h || FlowHash(f) != h {
+		if flowHash(c) != h || flowHash(f) != h {
 			t.Errorf("frame %d: hash not stable", i)
 		}
 		if !bytes.Equal(c, f) {
@@ -32,7 +32,7 @@ func TestFlowHashDeterministic(t *testing.T) {
 	a := tcp4(v4A, v4B, 40000, 443)
 	b := append(bytes.Clone(a), "payload"...)
 	b[14+8] = 1
-	if FlowHash(a) != FlowHash(b) {
+	if flowHash(a) != flowHash(b) {
 		t.Error("payload or TTL changed the hash")
 	}
 }
@@ -45,7 +45,7 @@ func spread(t *testing.T, name string, n int, frame func(i int) []byte) {
 	seen := make(map[uint32]int)
 	var bins [hi - lo]int
 	for i := range n {
-		h := FlowHash(frame(i))
+		h := flowHash(frame(i))
 		if j, dup := seen[h]; dup {
 			t.Errorf("%s: flows %d and %d share hash %#x", name, j, i, h)
 		}
@@ -87,7 +87,7 @@ func TestFlowHashSpread(t *testing.T) {
 }
 
 func TestFlowHashKeys(t *testing.T) {
-	base := FlowHash(tcp4(v4A, v4B, 40000, 443))
+	base := flowHash(tcp4(v4A, v4B, 40000, 443))
 	for name, f := range map[string][]byte{
 		"source address": tcp4(v4B, v4B, 40000, 443),
 		"dest address":   tcp4(v4A, v4A, 40000, 443),
@@ -96,14 +96,14 @@ func TestFlowHashKeys(t *testing.T) {
 		"dest port":      tcp4(v4A, v4B, 40000, 444),
 		"protocol":       eth(macB, macA, etherTypeIPv4, ipv4(0, protoUDP, v4A, v4B, 0, l4(40000, 443))),
 	} {
-		if FlowHash(f) == base {
+		if flowHash(f) == base {
 			t.Errorf("changing the %s does not change the hash", name)
 		}
 	}
 	for _, proto := range []uint8{protoUDP, protoSCTP, protoUDPLite, protoDCCP, protoESP} {
 		a := eth(macB, macA, etherTypeIPv4, ipv4(0, proto, v4A, v4B, 0, l4(1, 2)))
 		b := eth(macB, macA, etherTypeIPv4, ipv4(0, proto, v4A, v4B, 0, l4(1, 3)))
-		if FlowHash(a) == FlowHash(b) {
+		if flowHash(a) == flowHash(b) {
 			t.Errorf("protocol %d: ports not hashed", proto)
 		}
 	}
@@ -112,19 +112,19 @@ func TestFlowHashKeys(t *testing.T) {
 		p := binary.BigEndian.AppendUint32([]byte{protoTCP, 4, 0, 0}, spi)
 		return eth(macB, macA, etherTypeIPv4, ipv4(0, protoAH, v4A, v4B, 0, p))
 	}
-	if FlowHash(ah(1)) == FlowHash(ah(2)) {
+	if flowHash(ah(1)) == flowHash(ah(2)) {
 		t.Error("AH: SPI not hashed")
 	}
 	// ICMP and other protocols: addresses only.
 	ic := func(id uint16) []byte {
 		return eth(macB, macA, etherTypeIPv4, ipv4(0, 1, v4A, v4B, 0, l4(0x0800, id)))
 	}
-	if FlowHash(ic(1)) != FlowHash(ic(2)) {
+	if flowHash(ic(1)) != flowHash(ic(2)) {
 		t.Error("ICMP: bytes beyond the IP header hashed")
 	}
 	// A truncated L4 header hashes as having no ports.
 	full := tcp4(v4A, v4B, 0, 0)
-	if FlowHash(full[:36]) != FlowHash(full) {
+	if flowHash(full[:36]) != flowHash(full) {
 		t.Error("truncated ports hash differently from zero ports")
 	}
 }
@@ -135,16 +135,16 @@ func TestFlowHashVLAN(t *testing.T) {
 			return eth(macB, macA, etherTypeIPv4, ipv4(0, protoTCP, v4A, v4B, 0, l4(sport, 443)), tpids...)
 		}
 		// VLAN tags are skipped: the L3/L4 keys decide.
-		if FlowHash(tagged(40000)) != FlowHash(tcp4(v4A, v4B, 40000, 443)) {
+		if flowHash(tagged(40000)) != flowHash(tcp4(v4A, v4B, 40000, 443)) {
 			t.Errorf("tags %#x: tagged frame hashes differently from untagged", tpids)
 		}
-		if FlowHash(tagged(40000)) == FlowHash(tagged(40001)) {
+		if flowHash(tagged(40000)) == flowHash(tagged(40001)) {
 			t.Errorf("tags %#x: ports not hashed", tpids)
 		}
 		v6 := func(sport uint16) []byte {
 			return eth(macB, macA, etherTypeIPv6, ipv6(0, 0, protoUDP, v6A, v6B, l4(sport, 53)), tpids...)
 		}
-		if FlowHash(v6(1)) == FlowHash(v6(2)) {
+		if flowHash(v6(1)) == flowHash(v6(2)) {
 			t.Errorf("tags %#x: IPv6 ports not hashed", tpids)
 		}
 	}
@@ -152,7 +152,7 @@ func TestFlowHashVLAN(t *testing.T) {
 	three := func(sport uint16) []byte {
 		return eth(macB, macA, etherTypeIPv4, ipv4(0, protoTCP, v4A, v4B, 0, l4(sport, 443)), etherTypeQinQ, etherTypeVLAN, etherTypeVLAN)
 	}
-	if FlowHash(three(1)) != FlowHash(three(2)) {
+	if flowHash(three(1)) != flowHash(three(2)) {
 		t.Error("third VLAN tag looked through")
 	}
 }
@@ -161,14 +161,14 @@ func TestFlowHashNonIP(t *testing.T) {
 	arp := func(dst, src [6]byte, body byte) []byte {
 		return eth(dst, src, 0x0806, bytes.Repeat([]byte{body}, 28))
 	}
-	base := FlowHash(arp(macB, macA, 0))
-	if FlowHash(arp(macB, macA, 1)) != base {
+	base := flowHash(arp(macB, macA, 0))
+	if flowHash(arp(macB, macA, 1)) != base {
 		t.Error("non-IP payload hashed")
 	}
-	if FlowHash(arp(macA, macA, 0)) == base || FlowHash(arp(macB, macB, 0)) == base {
+	if flowHash(arp(macA, macA, 0)) == base || flowHash(arp(macB, macB, 0)) == base {
 		t.Error("MAC addresses not hashed")
 	}
-	if FlowHash(eth(macB, macA, 0x88cc, make([]byte, 28))) == base {
+	if flowHash(eth(macB, macA, 0x88cc, make([]byte, 28))) == base {
 		t.Error("ethertype not hashed")
 	}
 	// Broken IP headers fall back to the Ethernet keys, like the kernel.
@@ -180,12 +180,12 @@ func TestFlowHashNonIP(t *testing.T) {
 	} {
 		other := bytes.Clone(f)
 		other[len(other)-1] ^= 0xff // differs in what would be the IP keys
-		if FlowHash(f) != FlowHash(other) {
+		if flowHash(f) != flowHash(other) {
 			t.Errorf("%s: IP bytes hashed", name)
 		}
 		src := bytes.Clone(f)
 		src[11] ^= 1
-		if FlowHash(f) == FlowHash(src) {
+		if flowHash(f) == flowHash(src) {
 			t.Errorf("%s: source MAC not hashed", name)
 		}
 	}
@@ -197,10 +197,10 @@ func TestFlowHashFragments(t *testing.T) {
 	}
 	const mf, df = 0x2000, 0x4000
 	first, later, last := frag(mf, 1), frag(mf|185, 2), frag(370, 3)
-	if FlowHash(first) != FlowHash(later) || FlowHash(first) != FlowHash(last) {
+	if flowHash(first) != flowHash(later) || flowHash(first) != flowHash(last) {
 		t.Error("fragments of one datagram hash differently")
 	}
-	if FlowHash(frag(df, 1)) == FlowHash(frag(df, 2)) {
+	if flowHash(frag(df, 1)) == flowHash(frag(df, 2)) {
 		t.Error("DF set: ports not hashed")
 	}
 	// IPv6: a fragment header ends the keys, for every fragment.
@@ -208,7 +208,7 @@ func TestFlowHashFragments(t *testing.T) {
 		p := append([]byte{protoUDP, 0, byte(off >> 8), byte(off), 0, 0, 0, 1}, l4(sport, 53)...)
 		return eth(macB, macA, etherTypeIPv6, ipv6(0, 0, 44, v6A, v6B, p))
 	}
-	if FlowHash(fh(1, 1)) != FlowHash(fh(185<<3, 2)) {
+	if flowHash(fh(1, 1)) != flowHash(fh(185<<3, 2)) {
 		t.Error("IPv6 fragments of one datagram hash differently")
 	}
 }
@@ -227,24 +227,24 @@ func TestFlowHashIPv6Extensions(t *testing.T) {
 		return eth(macB, macA, etherTypeIPv6, ipv6(0, 0, protoHopByHop, v6A, v6B, append(p, l4(sport, 80)...)))
 	}
 	two := func(sport uint16) []byte { return chain(sport, ext(protoDestOpts, 0), ext(protoTCP, 2)) }
-	if FlowHash(two(1)) == FlowHash(two(2)) {
+	if flowHash(two(1)) == flowHash(two(2)) {
 		t.Error("ports after hop-by-hop and destination options not hashed")
 	}
 	three := func(sport uint16) []byte {
 		return chain(sport, ext(protoRouting, 1), ext(protoDestOpts, 0), ext(protoUDP, 0))
 	}
-	if FlowHash(three(1)) == FlowHash(three(2)) {
+	if flowHash(three(1)) == flowHash(three(2)) {
 		t.Error("ports after three extension headers not hashed")
 	}
 	four := func(sport uint16) []byte {
 		return chain(sport, ext(protoDestOpts, 0), ext(protoDestOpts, 0), ext(protoDestOpts, 0), ext(protoUDP, 0))
 	}
-	if FlowHash(four(1)) != FlowHash(four(2)) {
+	if flowHash(four(1)) != flowHash(four(2)) {
 		t.Error("more than three extension headers followed")
 	}
 	// Truncated in an extension header: no ports, no panic.
 	cut := two(1)
-	if h := FlowHash(cut[:14+40+4]); h != FlowHash(two(2)[:14+40+4]) {
+	if h := flowHash(cut[:14+40+4]); h != flowHash(two(2)[:14+40+4]) {
 		t.Error("truncated extension header chain hashed past its end")
 	}
 }

@@ -3,10 +3,12 @@ package encap
 import (
 	"bytes"
 	"testing"
+
+	"github.com/vxland/vxland/inner"
 )
 
 func FuzzParse(f *testing.F) {
-	inner := tcp4(v4A, v4B, 40000, 443)
+	in := tcp4(v4A, v4B, 40000, 443)
 	for _, hdr := range [][]byte{
 		{0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0},
 		{0x08, 0, 0, 0, 0xff, 0xff, 0xff, 0},
@@ -15,9 +17,9 @@ func FuzzParse(f *testing.F) {
 		{0x0c, 0, 0, 0x03, 0, 0, 1, 0},
 		{0x08, 0, 0, 0, 0, 0, 1, 0xff},
 	} {
-		f.Add(append(bytes.Clone(hdr), inner...))
-		f.Add(append(bytes.Clone(hdr), inner[:14]...))
-		f.Add(append(bytes.Clone(hdr), inner[:13]...))
+		f.Add(append(bytes.Clone(hdr), in...))
+		f.Add(append(bytes.Clone(hdr), in[:14]...))
+		f.Add(append(bytes.Clone(hdr), in[:13]...))
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0x08})
@@ -76,12 +78,14 @@ func FuzzDecapECN(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, frame []byte, outer uint8) {
-		_ = OuterTOS(frame, outer, true)
-		_ = OuterTOS(frame, outer, false)
+		_ = outerTOS(frame, outer, true)
+		_ = outerTOS(frame, outer, false)
 		before := bytes.Clone(frame)
-		version, off := ipHeader(frame)
+		var l inner.Layout
+		l.Decode(frame)
+		version, off := int(l.IPVersion), l.L3Off
 		csumOK := version == 4 && ipv4ChecksumOK(frame[off:])
-		ok := DecapECN(frame, outer)
+		ok := decapECN(frame, outer)
 		if !ok && (version == 0 || outer&ecnMask != ecnCE) {
 			t.Fatalf("dropped: version %d, outer %#x", version, outer)
 		}
@@ -102,11 +106,11 @@ func FuzzFlowHash(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		before := bytes.Clone(frame)
-		h := FlowHash(frame)
+		h := flowHash(frame)
 		if !bytes.Equal(before, frame) {
 			t.Fatal("FlowHash modified the frame")
 		}
-		if FlowHash(before) != h {
+		if flowHash(before) != h {
 			t.Fatal("FlowHash not deterministic")
 		}
 		_ = SourcePort(h, 49152, 65535)

@@ -3,6 +3,8 @@ package encap
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/vxland/vxland/inner"
 )
 
 // Frame builders for the tests. Addresses come from the documentation ranges.
@@ -86,4 +88,44 @@ func onesSum(b []byte) uint16 {
 func ipv4ChecksumOK(b []byte) bool {
 	ihl := int(b[0]&0x0f) * 4
 	return ihl >= 20 && len(b) >= ihl && onesSum(b[:ihl]) == 0xffff
+}
+
+// Constants of the inner frame the tests build with.
+const (
+	etherTypeIPv4 = inner.EtherTypeIPv4
+	etherTypeIPv6 = inner.EtherTypeIPv6
+	etherTypeVLAN = inner.EtherTypeVLAN
+	etherTypeQinQ = inner.EtherTypeQinQ
+	ipv4HeaderLen = inner.IPv4MinHeaderLen
+	ipv6HeaderLen = inner.IPv6HeaderLen
+	protoHopByHop = 0
+	protoRouting  = 43
+	protoDestOpts = 60
+)
+
+// The tests call the per-frame functions the way the data plane does: the
+// layout decoded once, then handed over.
+
+func flowHash(frame []byte) uint32 {
+	var l inner.Layout
+	l.Decode(frame)
+	return FlowHash(frame, &l)
+}
+
+func outerTOS(frame []byte, tos uint8, inherit bool) uint8 {
+	var l inner.Layout
+	l.Decode(frame)
+	return OuterTOS(frame, &l, tos, inherit)
+}
+
+func decapECN(frame []byte, outerTOS uint8) bool {
+	var l inner.Layout
+	l.Decode(frame)
+	return DecapECN(frame, &l, outerTOS)
+}
+
+func innerTTL(frame []byte) uint8 {
+	var l inner.Layout
+	l.Decode(frame)
+	return InnerTTL(frame, &l)
 }

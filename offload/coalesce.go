@@ -3,8 +3,10 @@ package offload
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/vxland/vxland/checksum"
+	"github.com/vxland/vxland/inner"
 )
 
 // Coalescer defaults.
@@ -13,9 +15,16 @@ const (
 	DefaultMaxFrames = 128
 	// DefaultMaxBuffers is the default CoalescerConfig.MaxBuffers.
 	DefaultMaxBuffers = 16
-	// mergeBufSize holds the largest frame a merge can build: an 18-byte
-	// L2 header plus a 65535-byte IP packet.
-	mergeBufSize = ethHdrLen + vlanHdrLen + maxIPLen
+	// mergeBufSize holds the largest frame a merge can build: a 22-byte
+	// L2 header (two VLAN tags) plus a 65535-byte IP packet.
+	mergeBufSize = ethHdrLen + inner.MaxVLANTags*vlanHdrLen + maxIPLen
+	// MaxMergeSegments bounds the segments merged into one frame, as the
+	// kernel's GRO bounds a UDP GRO train (UDP_GRO_CNT_MAX). At an MSS of
+	// 1398 or more a 64 KiB frame is reached first.
+	MaxMergeSegments = 64
+	// maxMergeHdrLen holds the headers of a merge candidate: two VLAN
+	// tags, an IPv6 header and a TCP header with 40 bytes of options.
+	maxMergeHdrLen = ethHdrLen + inner.MaxVLANTags*vlanHdrLen + ipv6HdrLen + 60
 )
 
 // CoalescerConfig configures a Coalescer. The zero value is usable.
@@ -35,6 +44,11 @@ type CoalescerConfig struct {
 	// TCP header lengths, so that the TAP side can re-segment or forward it.
 	// 0 disables this: such frames pass through as they are.
 	MTU int
+	// Gather selects the gather mode: merged frames are handed to
+	// FlushGather as a header and a list of payload slices pointing into
+	// the frames given to Add, and no merge buffers are allocated (Flush,
+	// which needs them, then fails).
+	Gather bool
 }
 
 // Coalescer is the receive-side counterpart of SegmentTCP (GRO for a TAP):
@@ -89,10 +103,13 @@ type CoalescerConfig struct {
 // NEEDS_CSUM (GSONone) with CsumStart/CsumOffset, restoring the sender's
 // CHECKSUM_PARTIAL state; any other frame gets a zero header.
 //
-// Memory: frames passed to Add are referenced, not copied, until Flush
-// returns (copy-on-merge: the first segment of a flow is copied into a merge
-// buffer only when a second one joins it). The caller must keep them valid
-// and unmodified until then. Add modifies a frame in place only to replace a
+// Memory: frames passed to Add are referenced, not copied, until Flush or
+// FlushGather returns: a merged frame is kept as a copy of its first
+// segment's headers (rewritten at flush time) and the list of the segments'
+// payload slices. FlushGather hands out exactly that, so that one writev
+// carries the virtio-net header, the headers and the payloads; Flush copies
+// them into a merge buffer first, each payload byte once. The caller must
+// keep the frames valid and unmodified until then. Add modifies a frame in place only to replace a
 // valid TCP checksum by its seed on an over-MTU frame (see
 // CoalescerConfig.MTU), and to complete a seeded checksum in software on a
 // frame with Ethernet padding (NEEDS_CSUM would sum the padding too). After
@@ -104,8 +121,18 @@ type Coalescer struct {
 	items   []citem
 	buckets []int32 // flow hash -> latest item index, chained by citem.next
 	mask    uint32
-	bufs    [][]byte
-	free    []int32 // indices of unused merge buffers
+	slots   []mergeSlot
+	bufs    [][]byte // Flush's merge buffers, one per slot; nil in gather mode
+	free    []int32  // indices of unused slots
+	one     [1][]byte
+}
+
+// mergeSlot holds a merged frame under construction: its headers, copied
+// from the first segment, and parts[0] = the headers, parts[1:] = the
+// payloads of the segments, in order.
+type mergeSlot struct {
+	hdr   [maxMergeHdrLen]byte
+	parts [1 + MaxMergeSegments][]byte
 }
 
 // citem kinds.
@@ -117,16 +144,17 @@ const (
 
 // citem is one output frame under construction.
 type citem struct {
-	frame   []byte // the caller's frame, or a merge buffer once merged
-	info    L4Info // valid unless kind == kindPass && !parsed
+	frame   []byte       // the caller's frame (the first segment when merged)
+	info    inner.Layout // the layout of frame
 	hash    uint32
 	next    int32  // older item in the same hash bucket, -1 at the end
-	buf     int32  // merge buffer index, -1 when frame is the caller's
+	buf     int32  // merge slot index, -1 while nothing is merged
+	total   int    // length of the (merged) frame
 	seq     uint32 // next expected TCP sequence number
 	gsoSize int    // payload length of the first segment (the MSS)
 	segs    int    // segments merged into frame
 	kind    uint8
-	parsed  bool // info is valid (TCP/UDP frame)
+	parsed  bool // info.Transport
 	open    bool // may still take segments
 	checked bool // the first segment's checksum was verified or is a seed
 	seeded  bool // the first segment's checksum field holds the seed
@@ -149,11 +177,14 @@ func NewCoalescer(cfg CoalescerConfig) *Coalescer {
 		items:   make([]citem, 0, cfg.MaxFrames),
 		buckets: make([]int32, nb),
 		mask:    uint32(nb - 1),
-		bufs:    make([][]byte, cfg.MaxBuffers),
+		slots:   make([]mergeSlot, cfg.MaxBuffers),
 		free:    make([]int32, 0, cfg.MaxBuffers),
 	}
-	for i := range c.bufs {
-		c.bufs[i] = make([]byte, mergeBufSize)
+	if !cfg.Gather {
+		c.bufs = make([][]byte, cfg.MaxBuffers)
+		for i := range c.bufs {
+			c.bufs[i] = make([]byte, mergeBufSize)
+		}
 	}
 	c.Reset()
 	return c
@@ -169,32 +200,33 @@ func (c *Coalescer) Reset() {
 		c.buckets[i] = -1
 	}
 	c.free = c.free[:0]
-	for i := len(c.bufs) - 1; i >= 0; i-- {
+	for i := len(c.slots) - 1; i >= 0; i-- {
 		c.free = append(c.free, int32(i))
 	}
 }
 
-// Add offers the next inner Ethernet frame. It either merges the frame into
-// a pending one or queues it as a new output frame. It returns
-// ErrCoalescerFull, having queued nothing, when a new output frame is needed
-// and MaxFrames are pending; Flush and Add the frame again. frame must stay
-// valid and unmodified until Flush or Reset returns.
-func (c *Coalescer) Add(frame []byte) error {
-	info, ok := ParseL4(frame)
+// Add offers the next inner Ethernet frame, whose layout is l. It either
+// merges the frame into a pending one or queues it as a new output frame. It
+// returns ErrCoalescerFull, having queued nothing, when a new output frame
+// is needed and MaxFrames are pending; Flush and Add the frame again. frame
+// must stay valid and unmodified until Flush, FlushGather or Reset returns.
+func (c *Coalescer) Add(frame []byte, l *inner.Layout) error {
+	info := l
+	ok := l.Transport
 	if !ok || info.Proto != protoTCP {
 		if len(c.items) == cap(c.items) {
 			return ErrCoalescerFull
 		}
-		it := c.push(frame, &info, kindPass)
+		it := c.push(frame, info, kindPass)
 		it.parsed = ok
 		if ok {
-			it.seeded = seedState(frame, &info)
+			it.seeded = seedState(frame, info)
 		}
 		return nil
 	}
 
-	h := flowHash(frame, &info)
-	cand, plen := candidate(frame, &info)
+	h := flowHash(frame, info)
+	cand, plen := candidate(frame, info)
 	kind := uint8(kindTCP)
 	if c.cfg.MTU > 0 && info.IPLen > c.cfg.MTU {
 		// Too large to be one wire segment: never merged, possibly
@@ -203,10 +235,10 @@ func (c *Coalescer) Add(frame []byte) error {
 		kind = kindOversize
 	}
 	pktChecked := false
-	if latest := c.lookup(h, frame, &info); latest >= 0 {
+	if latest := c.lookup(h, frame, info); latest >= 0 {
 		it := &c.items[latest]
 		if cand && it.open {
-			switch c.merge(it, frame, &info, plen) {
+			switch c.merge(it, frame, info, plen) {
 			case mergeDone:
 				return nil
 			case mergePktBad:
@@ -221,14 +253,14 @@ func (c *Coalescer) Add(frame []byte) error {
 	if len(c.items) == cap(c.items) {
 		return ErrCoalescerFull
 	}
-	it := c.push(frame, &info, kind)
+	it := c.push(frame, info, kind)
 	it.parsed = true
 	it.hash = h
 	it.next = c.buckets[h&c.mask]
 	c.buckets[h&c.mask] = int32(len(c.items) - 1)
 	it.seq = binary.BigEndian.Uint32(frame[info.L4Off+4:info.L4Off+8]) + uint32(plen)
 	it.gsoSize = plen
-	it.seeded = seedState(frame, &info)
+	it.seeded = seedState(frame, info)
 	it.checked = pktChecked
 	it.open = cand && frame[info.L4Off+13]&tcpFlagPSH == 0
 	if kind == kindOversize {
@@ -238,12 +270,13 @@ func (c *Coalescer) Add(frame []byte) error {
 }
 
 // push appends a new item and returns it.
-func (c *Coalescer) push(frame []byte, info *L4Info, kind uint8) *citem {
+func (c *Coalescer) push(frame []byte, info *inner.Layout, kind uint8) *citem {
 	c.items = append(c.items, citem{
 		frame: frame,
 		info:  *info,
 		next:  -1,
 		buf:   -1,
+		total: len(frame),
 		segs:  1,
 		kind:  kind,
 	})
@@ -254,7 +287,7 @@ func (c *Coalescer) push(frame []byte, info *L4Info, kind uint8) *citem {
 // checksum, to be announced with NEEDS_CSUM. A seeded frame with bytes after
 // the IP packet (Ethernet padding) is completed in place instead, because the
 // receiver of NEEDS_CSUM sums up to the end of the frame.
-func seedState(frame []byte, info *L4Info) bool {
+func seedState(frame []byte, info *inner.Layout) bool {
 	if !seeded(frame, info) {
 		return false
 	}
@@ -268,7 +301,7 @@ func seedState(frame []byte, info *L4Info) bool {
 
 // candidate reports whether a parsed TCP frame may take part in a merge,
 // and its payload length.
-func candidate(frame []byte, info *L4Info) (ok bool, plen int) {
+func candidate(frame []byte, info *inner.Layout) (ok bool, plen int) {
 	plen = info.End() - info.PayloadOff()
 	if plen <= 0 || len(frame) != info.End() {
 		return false, plen
@@ -286,7 +319,7 @@ func candidate(frame []byte, info *L4Info) (ok bool, plen int) {
 }
 
 // addrs returns the bytes holding the source and destination addresses.
-func addrs(frame []byte, info *L4Info) []byte {
+func addrs(frame []byte, info *inner.Layout) []byte {
 	if info.IPVersion == 4 {
 		return frame[info.L3Off+12 : info.L3Off+20]
 	}
@@ -295,7 +328,7 @@ func addrs(frame []byte, info *L4Info) []byte {
 
 // flowHash hashes IP version, addresses and ports: the identity within
 // which frames must not be reordered.
-func flowHash(frame []byte, info *L4Info) uint32 {
+func flowHash(frame []byte, info *inner.Layout) uint32 {
 	h := uint32(2166136261) ^ uint32(info.IPVersion)
 	a := addrs(frame, info)
 	for len(a) >= 4 {
@@ -308,7 +341,7 @@ func flowHash(frame []byte, info *L4Info) uint32 {
 }
 
 // sameFlow compares the flow identity of two parsed TCP frames.
-func sameFlow(a []byte, ai *L4Info, b []byte, bi *L4Info) bool {
+func sameFlow(a []byte, ai *inner.Layout, b []byte, bi *inner.Layout) bool {
 	return ai.IPVersion == bi.IPVersion &&
 		bytes.Equal(addrs(a, ai), addrs(b, bi)) &&
 		bytes.Equal(a[ai.L4Off:ai.L4Off+4], b[bi.L4Off:bi.L4Off+4])
@@ -316,7 +349,7 @@ func sameFlow(a []byte, ai *L4Info, b []byte, bi *L4Info) bool {
 
 // lookup returns the index of the most recent item of the frame's flow, or
 // -1.
-func (c *Coalescer) lookup(h uint32, frame []byte, info *L4Info) int {
+func (c *Coalescer) lookup(h uint32, frame []byte, info *inner.Layout) int {
 	for i := c.buckets[h&c.mask]; i >= 0; i = c.items[i].next {
 		it := &c.items[i]
 		if it.hash == h && sameFlow(it.frame, &it.info, frame, info) {
@@ -336,12 +369,13 @@ const (
 )
 
 // merge tries to append a candidate segment to an open item of its flow.
-func (c *Coalescer) merge(it *citem, frame []byte, info *L4Info, plen int) int {
+func (c *Coalescer) merge(it *citem, frame []byte, info *inner.Layout, plen int) int {
 	head, hi := it.frame, &it.info
 	if hi.L3Off != info.L3Off || hi.L4HdrLen != info.L4HdrLen ||
 		it.seq != binary.BigEndian.Uint32(frame[info.L4Off+4:info.L4Off+8]) ||
 		plen > it.gsoSize ||
-		len(head)+plen > hi.L3Off+maxIPLen ||
+		it.total+plen > hi.L3Off+maxIPLen ||
+		it.segs >= MaxMergeSegments ||
 		!bytes.Equal(head[:hi.L3Off], frame[:info.L3Off]) {
 		return mergeNo
 	}
@@ -383,17 +417,18 @@ func (c *Coalescer) merge(it *citem, frame []byte, info *L4Info, plen int) int {
 		}
 		it.buf = c.free[len(c.free)-1]
 		c.free = c.free[:len(c.free)-1]
-		b := c.bufs[it.buf]
-		it.frame = b[:copy(b, head)]
-		head = it.frame
+		sl := &c.slots[it.buf]
+		hl := hi.PayloadOff()
+		sl.parts[0] = sl.hdr[:copy(sl.hdr[:hl], head[:hl])]
+		sl.parts[1] = head[hl:hi.End()]
 	}
-	n := len(head)
-	it.frame = head[:n+plen]
-	copy(it.frame[n:], frame[info.PayloadOff():info.End()])
+	sl := &c.slots[it.buf]
+	sl.parts[it.segs+1] = frame[info.PayloadOff():info.End()]
 	it.segs++
+	it.total += plen
 	it.seq += uint32(plen)
 	if pth[13]&tcpFlagPSH != 0 {
-		it.frame[hi.L4Off+13] |= tcpFlagPSH
+		sl.hdr[hi.L4Off+13] |= tcpFlagPSH
 		it.open = false
 	}
 	if plen < it.gsoSize {
@@ -420,7 +455,7 @@ func (c *Coalescer) prepareOversize(it *citem) {
 			return
 		}
 		at := info.L4Off + tcpCsumOffset
-		binary.BigEndian.PutUint16(it.frame[at:at+2], info.seed(it.frame))
+		binary.BigEndian.PutUint16(it.frame[at:at+2], seed(it.frame, info))
 		it.seeded = true
 	}
 	it.gsoSize = mss
@@ -430,19 +465,63 @@ func (c *Coalescer) prepareOversize(it *citem) {
 // in arrival order, with its virtio-net header and the Ethernet frame. For a
 // TAP opened with IFF_VNET_HDR, emit typically encodes hdr into a
 // VirtioNetHdrLen-byte scratch buffer and writes both with one writev(2).
-// The frame slice aliases a frame given to Add or an internal buffer and is
-// valid only during the call. If emit returns an error, Flush stops, drops
-// the remaining frames and returns that error. Either way the Coalescer is
-// empty afterwards.
+// A merged frame is first copied into a merge buffer (FlushGather avoids
+// that copy). The frame slice aliases a frame given to Add or an internal
+// buffer and is valid only during the call. If emit returns an error, Flush
+// stops, drops the remaining frames and returns that error. Either way the
+// Coalescer is empty afterwards. In gather mode (CoalescerConfig.Gather)
+// Flush emits nothing and returns an error wrapping ErrUnsupported.
 func (c *Coalescer) Flush(emit func(hdr VirtioNetHdr, frame []byte) error) error {
+	if c.bufs == nil {
+		c.Reset()
+		return fmt.Errorf("%w: Flush on a Coalescer in gather mode (use FlushGather)", ErrUnsupported)
+	}
 	var err error
 	for i := range c.items {
 		it := &c.items[i]
 		hdr := c.finish(it)
-		if err = emit(hdr, it.frame); err != nil {
+		f := it.frame
+		if it.buf >= 0 {
+			b := c.bufs[it.buf]
+			n := 0
+			for _, p := range c.slots[it.buf].parts[:it.segs+1] {
+				n += copy(b[n:], p)
+			}
+			f = b[:n]
+		}
+		if err = emit(hdr, f); err != nil {
 			break
 		}
 	}
+	c.Reset()
+	return err
+}
+
+// FlushGather is Flush without the copy: emit receives each output frame as
+// parts whose concatenation is the Ethernet frame. A frame that was not
+// merged is one part (the frame given to Add); a merged frame is its headers
+// (an internal copy of the first segment's, rewritten) followed by the
+// payload of each segment, slices of the frames given to Add. For a TAP
+// opened with IFF_VNET_HDR, emit encodes hdr and writes it and the parts
+// with one writev(2). parts and the slices in it are valid only during the
+// call. Errors are handled as by Flush.
+func (c *Coalescer) FlushGather(emit func(hdr VirtioNetHdr, parts [][]byte) error) error {
+	var err error
+	for i := range c.items {
+		it := &c.items[i]
+		hdr := c.finish(it)
+		var parts [][]byte
+		if it.buf >= 0 {
+			parts = c.slots[it.buf].parts[:it.segs+1]
+		} else {
+			c.one[0] = it.frame
+			parts = c.one[:]
+		}
+		if err = emit(hdr, parts); err != nil {
+			break
+		}
+	}
+	c.one[0] = nil
 	c.Reset()
 	return err
 }
@@ -465,6 +544,9 @@ func (c *Coalescer) finish(it *citem) VirtioNetHdr {
 		}
 	}
 	f := it.frame
+	if it.buf >= 0 {
+		f = c.slots[it.buf].hdr[:]
+	}
 	ip := f[info.L3Off:]
 	hdr := VirtioNetHdr{
 		Flags:      FlagNeedsCsum,
@@ -476,16 +558,16 @@ func (c *Coalescer) finish(it *citem) VirtioNetHdr {
 	}
 	if it.segs > 1 {
 		// Merged: lengths changed.
-		ipLen := len(f) - info.L3Off
+		ipLen := it.total - info.L3Off
 		if info.IPVersion == 4 {
 			binary.BigEndian.PutUint16(ip[2:4], uint16(ipLen))
 			ipv4HdrCsum(ip, info.IPHdrLen)
 		} else {
 			binary.BigEndian.PutUint16(ip[4:6], uint16(ipLen-ipv6HdrLen))
 		}
-		l4len := len(f) - info.L4Off
+		l4len := it.total - info.L4Off
 		at := info.L4Off + tcpCsumOffset
-		binary.BigEndian.PutUint16(f[at:at+2], checksum.Fold(info.pseudo(f, l4len)))
+		binary.BigEndian.PutUint16(f[at:at+2], checksum.Fold(pseudo(f, info, l4len)))
 	}
 	if info.IPVersion == 6 {
 		hdr.GSOType = GSOTCPv6

@@ -34,13 +34,13 @@ func flushAll(t testing.TB, c *Coalescer) []emitted {
 // result must have valid checksums.
 func expand(t testing.TB, e emitted) [][]byte {
 	t.Helper()
-	count, segLen, err := Segments(e.hdr, e.frame)
+	count, segLen, err := Segments(lay(e.frame), e.hdr, e.frame)
 	if err != nil {
 		t.Fatalf("%v: %v", e.hdr, err)
 	}
 	out, _ := outBufs(count, segLen)
 	sizes := make([]int, count)
-	n, err := SegmentTCP(e.hdr, e.frame, out, sizes, 0)
+	n, err := SegmentTCP(lay(e.frame), e.hdr, e.frame, out, sizes, 0)
 	if err != nil {
 		t.Fatalf("%v: %v", e.hdr, err)
 	}
@@ -55,13 +55,13 @@ func expand(t testing.TB, e emitted) [][]byte {
 func segmentsOf(t testing.TB, s pktSpec, mss int) [][]byte {
 	t.Helper()
 	hdr, f := superFrame(t, s, mss)
-	count, segLen, err := Segments(hdr, f)
+	count, segLen, err := Segments(lay(f), hdr, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, _ := outBufs(count, segLen)
 	sizes := make([]int, count)
-	n, err := SegmentTCP(hdr, f, out, sizes, 0)
+	n, err := SegmentTCP(lay(f), hdr, f, out, sizes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestCoalesceRoundTrip(t *testing.T) {
 					}
 					c := NewCoalescer(CoalescerConfig{})
 					for _, s := range segs {
-						if err := c.Add(s); err != nil {
+						if err := c.Add(s, lay(s)); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -95,7 +95,7 @@ func TestCoalesceRoundTrip(t *testing.T) {
 						t.Fatalf("v6=%v vlan=%v seed=%v len=%d: %d frames out, want 1", v6, vlan, seed, plen, len(out))
 					}
 					e := out[0]
-					info, _ := ParseL4(e.frame)
+					info, _ := parseL4(e.frame)
 					wantType := uint8(GSOTCPv4)
 					if v6 {
 						wantType = GSOTCPv6
@@ -173,7 +173,7 @@ func TestCoalesceRules(t *testing.T) {
 			co := NewCoalescer(CoalescerConfig{})
 			var totalPayload int
 			for _, f := range c.frames {
-				if err := co.Add(append([]byte(nil), f...)); err != nil {
+				if err := co.Add(append([]byte(nil), f...), lay(append([]byte(nil), f...))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -195,14 +195,14 @@ func TestCoalesceRules(t *testing.T) {
 						t.Fatalf("frame %d: pass-through frame changed", i)
 					}
 				} else {
-					info, _ := ParseL4(e.frame)
+					info, _ := parseL4(e.frame)
 					n := (info.End() - info.PayloadOff() + int(e.hdr.GSOSize) - 1) / int(e.hdr.GSOSize)
 					if n != c.want[i] {
 						t.Fatalf("frame %d: %d segments merged, want %d", i, n, c.want[i])
 					}
 				}
 				for _, w := range wire {
-					if info, ok := ParseL4(w); ok {
+					if info, ok := parseL4(w); ok {
 						decodeValid(t, w)
 						totalPayload += info.End() - info.PayloadOff()
 					}
@@ -225,7 +225,7 @@ func TestCoalesceChecksums(t *testing.T) {
 	bad[2][len(bad[2])-1] ^= 1
 	c := NewCoalescer(CoalescerConfig{})
 	for _, f := range bad {
-		if err := c.Add(f); err != nil {
+		if err := c.Add(f, lay(f)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,7 +242,7 @@ func TestCoalesceChecksums(t *testing.T) {
 	bad[0][len(bad[0])-1] ^= 1
 	c = NewCoalescer(CoalescerConfig{})
 	for _, f := range bad {
-		if err := c.Add(f); err != nil {
+		if err := c.Add(f, lay(f)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -255,14 +255,14 @@ func TestCoalesceChecksums(t *testing.T) {
 	tcp := seedIt(t, append([]byte(nil), segs[0]...))
 	udp := seedIt(t, build(t, pktSpec{udp: true, v6: true, vlan: true, payload: payloadOf(300, 2)}))
 	c = NewCoalescer(CoalescerConfig{})
-	_ = c.Add(tcp)
-	_ = c.Add(udp)
+	_ = c.Add(tcp, lay(tcp))
+	_ = c.Add(udp, lay(udp))
 	out = flushAll(t, c)
 	if len(out) != 2 {
 		t.Fatal(len(out))
 	}
 	for i, e := range out {
-		info, _ := ParseL4(e.frame)
+		info, _ := parseL4(e.frame)
 		want := VirtioNetHdr{Flags: FlagNeedsCsum, HdrLen: uint16(info.PayloadOff()), CsumStart: uint16(info.L4Off), CsumOffset: uint16(info.CsumOffset())}
 		if e.hdr != want {
 			t.Fatalf("frame %d: %v want %v", i, e.hdr, want)
@@ -280,7 +280,7 @@ func TestCoalesceOversize(t *testing.T) {
 				seedIt(t, f)
 			}
 			c := NewCoalescer(CoalescerConfig{MTU: 1450})
-			if err := c.Add(f); err != nil {
+			if err := c.Add(f, lay(f)); err != nil {
 				t.Fatal(err)
 			}
 			out := flushAll(t, c)
@@ -307,7 +307,7 @@ func TestCoalesceOversize(t *testing.T) {
 	// Without MTU it passes through.
 	f := build(t, pktSpec{payload: payloadOf(60000, 3), flags: "A"})
 	c := NewCoalescer(CoalescerConfig{})
-	_ = c.Add(f)
+	_ = c.Add(f, lay(f))
 	if out := flushAll(t, c); len(out) != 1 || out[0].hdr != (VirtioNetHdr{}) {
 		t.Fatal("oversize without MTU")
 	}
@@ -320,11 +320,11 @@ func TestCoalesceLimits(t *testing.T) {
 	// MaxFrames: merging needs no new frame, a new flow does.
 	c := NewCoalescer(CoalescerConfig{MaxFrames: 1})
 	for _, s := range segs {
-		if err := c.Add(s); err != nil {
+		if err := c.Add(s, lay(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Add(other[0]); !errors.Is(err, ErrCoalescerFull) {
+	if err := c.Add(other[0], lay(other[0])); !errors.Is(err, ErrCoalescerFull) {
 		t.Fatalf("Add when full: %v", err)
 	}
 	if c.Len() != 1 {
@@ -339,8 +339,8 @@ func TestCoalesceLimits(t *testing.T) {
 	// nothing.
 	c = NewCoalescer(CoalescerConfig{MaxBuffers: 1})
 	for i := range segs {
-		_ = c.Add(segs[i])
-		_ = c.Add(other[i])
+		_ = c.Add(segs[i], lay(segs[i]))
+		_ = c.Add(other[i], lay(other[i]))
 	}
 	out = flushAll(t, c)
 	var n int
@@ -356,14 +356,14 @@ func TestCoalesceLimits(t *testing.T) {
 	big = append(big, segmentsOf(t, pktSpec{payload: payloadOf(1448*20, 2), flags: "A", seq: 1 + 1448*40}, 1448)...)
 	c = NewCoalescer(CoalescerConfig{})
 	for _, s := range big {
-		_ = c.Add(s)
+		_ = c.Add(s, lay(s))
 	}
 	out = flushAll(t, c)
 	if len(out) != 2 || len(expand(t, out[0])) != 45 || len(expand(t, out[1])) != 15 {
 		t.Fatalf("64K limit: %d outputs", len(out))
 	}
 	for _, e := range out {
-		info, _ := ParseL4(e.frame)
+		info, _ := parseL4(e.frame)
 		if info.IPLen > 65535 {
 			t.Fatal("IP length over 64K")
 		}
@@ -371,9 +371,9 @@ func TestCoalesceLimits(t *testing.T) {
 
 	// emit errors stop the flush and empty the coalescer.
 	for _, s := range segs[:2] {
-		_ = c.Add(s)
+		_ = c.Add(s, lay(s))
 	}
-	_ = c.Add(other[0])
+	_ = c.Add(other[0], lay(other[0]))
 	calls := 0
 	err := c.Flush(func(VirtioNetHdr, []byte) error { calls++; return errors.New("tap gone") })
 	if err == nil || calls != 1 || c.Len() != 0 {
@@ -405,7 +405,7 @@ func BenchmarkCoalesce(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for _, s := range segs {
-					if err := c.Add(s); err != nil {
+					if err := c.Add(s, lay(s)); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -427,8 +427,8 @@ func TestCoalesceZeroAlloc(t *testing.T) {
 	emit := func(VirtioNetHdr, []byte) error { return nil }
 	allocs := testing.AllocsPerRun(50, func() {
 		for _, s := range segs {
-			_ = c.Add(s)
-			_ = c.Add(udp)
+			_ = c.Add(s, lay(s))
+			_ = c.Add(udp, lay(udp))
 		}
 		_ = c.Flush(emit)
 	})
@@ -439,8 +439,8 @@ func TestCoalesceZeroAlloc(t *testing.T) {
 	out, _ := outBufs(20, 1600)
 	sizes := make([]int, 20)
 	allocs = testing.AllocsPerRun(50, func() {
-		_, _ = SegmentTCP(hdr, f, out, sizes, 8)
-		_ = CompleteChecksum(segs[0])
+		_, _ = SegmentTCP(lay(f), hdr, f, out, sizes, 8)
+		_ = CompleteChecksum(segs[0], lay(segs[0]))
 		binary.BigEndian.PutUint16(segs[0][50:], 0)
 	})
 	if allocs != 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/vxland/vxland/checksum"
+	"github.com/vxland/vxland/inner"
 )
 
 // A note on seeds. A sender using checksum offload (CHECKSUM_PARTIAL) stores
@@ -27,27 +28,27 @@ import (
 // the payload and completing it needs exactly one.
 
 // seeded reports whether the frame's L4 checksum field holds the
-// pseudo-header seed. info must describe frame.
-func seeded(frame []byte, info *L4Info) bool {
+// pseudo-header seed. info must describe frame and have Transport set.
+func seeded(frame []byte, info *inner.Layout) bool {
 	at := info.L4Off + info.CsumOffset()
 	f := binary.BigEndian.Uint16(frame[at : at+2])
 	if f == 0 {
 		return false
 	}
-	return f == info.seed(frame)
+	return f == seed(frame, info)
 }
 
 // verifyL4 reports whether the frame's TCP/UDP checksum verifies (one pass
 // over the transport header and payload). A UDP checksum of 0 (none) over
 // IPv4 counts as valid.
-func verifyL4(frame []byte, info *L4Info) bool {
+func verifyL4(frame []byte, info *inner.Layout) bool {
 	if info.Proto == protoUDP && info.IPVersion == 4 {
 		at := info.L4Off + udpCsumOffset
 		if frame[at] == 0 && frame[at+1] == 0 {
 			return true
 		}
 	}
-	s := checksum.Sum(frame[info.L4Off:info.End()], info.pseudo(frame, info.L4Len()))
+	s := checksum.Sum(frame[info.L4Off:info.End()], pseudo(frame, info, info.L4Len()))
 	return checksum.Fold(s) == 0xffff
 }
 
@@ -86,8 +87,8 @@ func ipv4HdrCsum(ip []byte, hl int) {
 	binary.BigEndian.PutUint16(ip[10:12], ^checksum.Fold(checksum.Sum(ip[:hl], 0)))
 }
 
-// PartialChecksum reports whether frame is an IPv4/IPv6 TCP or UDP frame (see
-// ParseL4) whose checksum field holds exactly the pseudo-header seed, the
+// PartialChecksum reports whether frame, whose layout is l, is an IPv4/IPv6
+// TCP or UDP frame the offloads handle (l.Transport) whose checksum field holds exactly the pseudo-header seed, the
 // CHECKSUM_PARTIAL state a same-host kernel sender leaves behind. When ok,
 // csumStart (the offset of the L4 header from the start of the Ethernet
 // frame) and csumOffset (16 for TCP, 6 for UDP) are the values for a
@@ -98,16 +99,15 @@ func ipv4HdrCsum(ip []byte, hl int) {
 // seed cannot be 0); a seed of 0xffff is recognised. A complete checksum that
 // equals the seed by coincidence is reported as a seed, which is harmless:
 // completing it (in software or by the kernel) yields the same value.
-func PartialChecksum(frame []byte) (csumStart, csumOffset int, ok bool) {
-	info, ok := ParseL4(frame)
-	if !ok || !seeded(frame, &info) {
+func PartialChecksum(frame []byte, l *inner.Layout) (csumStart, csumOffset int, ok bool) {
+	if !l.Transport || !seeded(frame, l) {
 		return 0, 0, false
 	}
-	return info.L4Off, info.CsumOffset(), true
+	return l.L4Off, l.CsumOffset(), true
 }
 
 // CompleteChecksum fills in a seeded TCP/UDP checksum in software. If the
-// frame parses (ParseL4) and its checksum field holds the pseudo-header seed,
+// frame's layout l has Transport set and its checksum field holds the pseudo-header seed,
 // it sums the L4 header and payload once, with the seed in place (which
 // stands in for the pseudo-header), and stores the complemented result (0
 // written as 0xffff); it then returns true. Otherwise the frame is left
@@ -117,12 +117,11 @@ func PartialChecksum(frame []byte) (csumStart, csumOffset int, ok bool) {
 // A frame whose checksum already verifies is never changed: if it is not a
 // seed it is left alone, and if it also equals the seed the recomputed value
 // is the same.
-func CompleteChecksum(frame []byte) bool {
-	info, ok := ParseL4(frame)
-	if !ok || !seeded(frame, &info) {
+func CompleteChecksum(frame []byte, l *inner.Layout) bool {
+	if !l.Transport || !seeded(frame, l) {
 		return false
 	}
-	at := info.L4Off + info.CsumOffset()
-	putCsum(frame[at:at+2], checksum.Sum(frame[info.L4Off:info.End()], 0))
+	at := l.L4Off + l.CsumOffset()
+	putCsum(frame[at:at+2], checksum.Sum(frame[l.L4Off:l.End()], 0))
 	return true
 }

@@ -40,22 +40,22 @@ func TestParseL4(t *testing.T) {
 	}
 	for _, c := range cases {
 		f := build(t, c.spec)
-		info, ok := ParseL4(f)
+		info, ok := parseL4(f)
 		if !ok || info.L3Off != c.l3 || info.L4Off != c.l4 || info.L4HdrLen != c.thl || info.End() > len(f) {
 			t.Errorf("%s: %+v ok=%v", c.name, info, ok)
 		}
-		if info.VLAN != c.spec.vlan {
-			t.Errorf("%s: VLAN=%v", c.name, info.VLAN)
+		if (info.VLANs > 0) != c.spec.vlan {
+			t.Errorf("%s: VLANs=%d", c.name, info.VLANs)
 		}
 		// Every truncation must be rejected without panicking.
 		for n := 0; n < info.End(); n++ {
-			if _, ok := ParseL4(f[:n]); ok {
+			if _, ok := parseL4(f[:n]); ok {
 				t.Fatalf("%s: truncated to %d accepted", c.name, n)
 			}
 		}
 		// Padding after the IP packet is fine.
 		padded := append(append([]byte(nil), f...), 0, 0, 0, 0)
-		if info2, ok := ParseL4(padded); !ok || info2 != info {
+		if info2, ok := parseL4(padded); !ok || info2 != info {
 			t.Errorf("%s: padded: %+v %v", c.name, info2, ok)
 		}
 	}
@@ -63,22 +63,22 @@ func TestParseL4(t *testing.T) {
 	f := build(t, pktSpec{payload: payloadOf(100, 1), flags: "A"})
 	frag := append([]byte(nil), f...)
 	frag[14+6] |= 0x20 // MF
-	if _, ok := ParseL4(frag); ok {
+	if _, ok := parseL4(frag); ok {
 		t.Error("IPv4 fragment (MF) accepted")
 	}
 	frag = append([]byte(nil), f...)
 	frag[14+7] = 1 // offset
-	if _, ok := ParseL4(frag); ok {
+	if _, ok := parseL4(frag); ok {
 		t.Error("IPv4 fragment (offset) accepted")
 	}
 	f6 := build(t, pktSpec{v6: true, payload: payloadOf(100, 1), flags: "A"})
 	f6[14+6] = 0 // hop-by-hop extension header
-	if _, ok := ParseL4(f6); ok {
+	if _, ok := parseL4(f6); ok {
 		t.Error("IPv6 extension header accepted")
 	}
 	u := build(t, pktSpec{udp: true, payload: payloadOf(9, 1)})
 	binary.BigEndian.PutUint16(u[34+4:], 12)
-	if _, ok := ParseL4(u); ok {
+	if _, ok := parseL4(u); ok {
 		t.Error("UDP length mismatch accepted")
 	}
 }
@@ -95,25 +95,25 @@ func TestPartialAndComplete(t *testing.T) {
 	for name, s := range specs {
 		good := build(t, s)
 		decodeValid(t, good)
-		info, _ := ParseL4(good)
+		info, _ := parseL4(good)
 
 		// A complete checksum is not a seed and is left alone.
-		if _, _, ok := PartialChecksum(good); ok {
+		if _, _, ok := PartialChecksum(good, lay(good)); ok {
 			t.Errorf("%s: complete checksum reported partial", name)
 		}
 		g := append([]byte(nil), good...)
-		if CompleteChecksum(g) || !bytes.Equal(g, good) {
+		if CompleteChecksum(g, lay(g)) || !bytes.Equal(g, good) {
 			t.Errorf("%s: CompleteChecksum touched a complete checksum", name)
 		}
 
 		// A seed is recognised and completed to the exact checksum.
 		seededFrame := seedIt(t, append([]byte(nil), good...))
-		start, off, ok := PartialChecksum(seededFrame)
+		start, off, ok := PartialChecksum(seededFrame, lay(seededFrame))
 		if !ok || start != info.L4Off || off != info.CsumOffset() {
 			t.Errorf("%s: PartialChecksum = %d %d %v", name, start, off, ok)
 		}
-		if !CompleteChecksum(seededFrame) {
-			t.Errorf("%s: CompleteChecksum(seeded) = false", name)
+		if !CompleteChecksum(seededFrame, lay(seededFrame)) {
+			t.Errorf("%s: CompleteChecksum(seeded, lay(seeded)) = false", name)
 		}
 		decodeValid(t, seededFrame)
 		if !bytes.Equal(seededFrame, good) {
@@ -124,10 +124,10 @@ func TestPartialAndComplete(t *testing.T) {
 		bad := append([]byte(nil), good...)
 		bad[len(bad)-1] ^= 0x40
 		b2 := append([]byte(nil), bad...)
-		if _, _, ok := PartialChecksum(bad); ok {
+		if _, _, ok := PartialChecksum(bad, lay(bad)); ok {
 			t.Errorf("%s: bad checksum reported partial", name)
 		}
-		if CompleteChecksum(bad) || !bytes.Equal(bad, b2) {
+		if CompleteChecksum(bad, lay(bad)) || !bytes.Equal(bad, b2) {
 			t.Errorf("%s: CompleteChecksum touched a bad checksum", name)
 		}
 	}
@@ -138,7 +138,7 @@ func TestPartialAndComplete(t *testing.T) {
 // that computes to 0 is written as 0xffff.
 func TestSeedFFFF(t *testing.T) {
 	f := build(t, pktSpec{udp: true, payload: payloadOf(40, 9)})
-	info, _ := ParseL4(f)
+	info, _ := parseL4(f)
 	// Choose the low half of the source address so that the pseudo-header
 	// sums to a ones'-complement zero, then fix both checksums naively.
 	f[14+14], f[14+15] = 0, 0
@@ -161,10 +161,10 @@ func TestSeedFFFF(t *testing.T) {
 	if binary.BigEndian.Uint16(f[info.L4Off+6:]) != 0xffff {
 		t.Fatal("seed not 0xffff")
 	}
-	if _, _, ok := PartialChecksum(f); !ok {
+	if _, _, ok := PartialChecksum(f, lay(f)); !ok {
 		t.Fatal("seed 0xffff not recognised")
 	}
-	if !CompleteChecksum(f) {
+	if !CompleteChecksum(f, lay(f)) {
 		t.Fatal("seed 0xffff not completed")
 	}
 	decodeValid(t, f)
@@ -175,21 +175,21 @@ func TestSeedFFFF(t *testing.T) {
 	// UDP checksum 0 ("none") is never a seed.
 	f = build(t, pktSpec{udp: true, payload: payloadOf(40, 1)})
 	f[34+6], f[34+7] = 0, 0
-	if _, _, ok := PartialChecksum(f); ok || CompleteChecksum(f) {
+	if _, _, ok := PartialChecksum(f, lay(f)); ok || CompleteChecksum(f, lay(f)) {
 		t.Fatal("UDP checksum 0 treated as a seed")
 	}
 
 	// Force a UDP datagram whose checksum computes to 0: completion must
 	// store 0xffff.
 	f = build(t, pktSpec{udp: true, payload: payloadOf(40, 1)})
-	info, _ = ParseL4(f)
+	info, _ = parseL4(f)
 	f[len(f)-2], f[len(f)-1] = 0, 0
 	f[34+6], f[34+7] = 0, 0
 	s := naiveSum(f[info.L4Off:], naivePseudo(f, 14, false, 17, info.L4Len()))
 	// Make the data sum to 0xffff overall: add the complement as last word.
 	binary.BigEndian.PutUint16(f[len(f)-2:], ^uint16(s))
 	seedIt(t, f)
-	if !CompleteChecksum(f) {
+	if !CompleteChecksum(f, lay(f)) {
 		t.Fatal("not completed")
 	}
 	if got := binary.BigEndian.Uint16(f[34+6:]); got != 0xffff {
@@ -200,14 +200,14 @@ func TestSeedFFFF(t *testing.T) {
 
 func BenchmarkCompleteChecksum(b *testing.B) {
 	f := seedIt(b, build(b, pktSpec{payload: payloadOf(1448, 1), flags: "A", opts: true}))
-	info, _ := ParseL4(f)
+	info, _ := parseL4(f)
 	at := info.L4Off + 16
 	seed := binary.BigEndian.Uint16(f[at:])
 	b.SetBytes(int64(len(f)))
 	b.ReportAllocs()
 	for b.Loop() {
 		binary.BigEndian.PutUint16(f[at:], seed)
-		if !CompleteChecksum(f) {
+		if !CompleteChecksum(f, lay(f)) {
 			b.Fatal("not completed")
 		}
 	}
@@ -217,7 +217,7 @@ func BenchmarkPartialChecksum(b *testing.B) {
 	f := seedIt(b, build(b, pktSpec{payload: payloadOf(1448, 1), flags: "A", opts: true}))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, ok := PartialChecksum(f); !ok {
+		if _, _, ok := PartialChecksum(f, lay(f)); !ok {
 			b.Fatal("not partial")
 		}
 	}

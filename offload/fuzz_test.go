@@ -9,7 +9,7 @@ import (
 
 // naiveValid checks a parsed frame's L4 checksum with the naive loop.
 func naiveValid(frame []byte) bool {
-	info, ok := ParseL4(frame)
+	info, ok := parseL4(frame)
 	if !ok {
 		return false
 	}
@@ -37,8 +37,8 @@ func FuzzCompleteChecksum(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		frame := append([]byte(nil), data...)
-		_, _, partial := PartialChecksum(frame)
-		done := CompleteChecksum(frame)
+		_, _, partial := PartialChecksum(frame, lay(frame))
+		done := CompleteChecksum(frame, lay(frame))
 		if done != partial {
 			t.Fatalf("CompleteChecksum=%v but PartialChecksum=%v", done, partial)
 		}
@@ -51,7 +51,7 @@ func FuzzCompleteChecksum(f *testing.F) {
 		if !naiveValid(frame) {
 			t.Fatal("completed checksum does not verify")
 		}
-		info, _ := ParseL4(frame)
+		info, _ := parseL4(frame)
 		at := info.L4Off + info.CsumOffset()
 		if binary.BigEndian.Uint16(frame[at:]) == 0 {
 			t.Fatal("checksum 0 stored")
@@ -66,7 +66,7 @@ func FuzzCompleteChecksum(f *testing.F) {
 
 func FuzzSegmentTCP(f *testing.F) {
 	for _, fr := range seedFrames(f) {
-		info, _ := ParseL4(fr)
+		info, _ := parseL4(fr)
 		gso := uint8(GSOTCPv4)
 		switch {
 		case info.Proto == protoUDP:
@@ -86,7 +86,7 @@ func FuzzSegmentTCP(f *testing.F) {
 		n := int(nbuf) % 80
 		out, backing := outBufs(n, size)
 		sizes := make([]int, n)
-		cnt, err := SegmentTCP(hdr, frame, out, sizes, int(offset))
+		cnt, err := SegmentTCP(lay(frame), hdr, frame, out, sizes, int(offset))
 		if !guardsIntact(out, backing, size) {
 			t.Fatal("wrote past an output buffer")
 		}
@@ -99,7 +99,7 @@ func FuzzSegmentTCP(f *testing.F) {
 			}
 			return
 		}
-		wantCount, segLen, err2 := Segments(hdr, frame)
+		wantCount, segLen, err2 := Segments(lay(frame), hdr, frame)
 		if err2 != nil || wantCount != cnt {
 			t.Fatalf("Segments = %d, %v; SegmentTCP wrote %d", wantCount, err2, cnt)
 		}
@@ -110,7 +110,7 @@ func FuzzSegmentTCP(f *testing.F) {
 			}
 			return
 		}
-		info, _ := ParseL4(frame)
+		info, _ := parseL4(frame)
 		var payload []byte
 		for i := 0; i < cnt; i++ {
 			seg := out[i][int(offset) : int(offset)+sizes[i]]
@@ -120,7 +120,7 @@ func FuzzSegmentTCP(f *testing.F) {
 			if !naiveValid(seg) {
 				t.Fatalf("segment %d: invalid checksum or does not parse", i)
 			}
-			si, _ := ParseL4(seg)
+			si, _ := parseL4(seg)
 			if si.IPVersion == 4 && naiveSum(seg[si.L3Off:si.L4Off], 0) != 0xffff {
 				t.Fatalf("segment %d: IPv4 header checksum", i)
 			}
@@ -136,7 +136,7 @@ func FuzzSegmentTCP(f *testing.F) {
 // change: IPv4 ID and header checksum, L4 checksum, TCP urgent pointer.
 func normalize(frame []byte) []byte {
 	f := append([]byte(nil), frame...)
-	info, ok := ParseL4(f)
+	info, ok := parseL4(f)
 	if !ok {
 		return f
 	}
@@ -193,8 +193,8 @@ func FuzzCoalesce(f *testing.F) {
 			orig[i] = append([]byte(nil), frames[i]...)
 			// The one documented in-place change with MTU 0: a seeded
 			// frame with Ethernet padding is completed in software.
-			if info, ok := ParseL4(orig[i]); ok && len(orig[i]) != info.End() {
-				CompleteChecksum(orig[i])
+			if info, ok := parseL4(orig[i]); ok && len(orig[i]) != info.End() {
+				CompleteChecksum(orig[i], lay(orig[i]))
 			}
 		}
 		c := NewCoalescer(CoalescerConfig{MaxFrames: 8, MaxBuffers: 2, MTU: int(mtu) % 9001})
@@ -204,11 +204,11 @@ func FuzzCoalesce(f *testing.F) {
 			return nil
 		}
 		for _, fr := range frames {
-			if err := c.Add(fr); err != nil {
+			if err := c.Add(fr, lay(fr)); err != nil {
 				if err := c.Flush(emit); err != nil {
 					t.Fatal(err)
 				}
-				if err := c.Add(fr); err != nil {
+				if err := c.Add(fr, lay(fr)); err != nil {
 					t.Fatalf("Add after Flush: %v", err)
 				}
 			}
@@ -223,13 +223,13 @@ func FuzzCoalesce(f *testing.F) {
 				wire = append(wire, e.frame)
 				continue
 			}
-			count, segLen, err := Segments(e.hdr, e.frame)
+			count, segLen, err := Segments(lay(e.frame), e.hdr, e.frame)
 			if err != nil {
 				t.Fatalf("output %v not segmentable: %v", e.hdr, err)
 			}
 			out, _ := outBufs(count, segLen)
 			sizes := make([]int, count)
-			n, err := SegmentTCP(e.hdr, e.frame, out, sizes, 0)
+			n, err := SegmentTCP(lay(e.frame), e.hdr, e.frame, out, sizes, 0)
 			if err != nil {
 				t.Fatalf("output %v not segmentable: %v", e.hdr, err)
 			}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/vxland/vxland/inner"
 )
 
 // naiveSum is the from-scratch RFC 1071 loop the tests trust: big-endian
@@ -176,7 +178,7 @@ func build(t testing.TB, s pktSpec) []byte {
 // CHECKSUM_PARTIAL sender hands over), computed naively.
 func seedIt(t testing.TB, frame []byte) []byte {
 	t.Helper()
-	info, ok := ParseL4(frame)
+	info, ok := parseL4(frame)
 	if !ok {
 		t.Fatal("seedIt: frame does not parse")
 	}
@@ -294,4 +296,18 @@ func guardsIntact(bufs [][]byte, backing []byte, size int) bool {
 		}
 	}
 	return true
+}
+
+// lay decodes the layout of f, as the data plane does once per frame.
+func lay(f []byte) *inner.Layout {
+	l := new(inner.Layout)
+	l.Decode(f)
+	return l
+}
+
+// parseL4 decodes f and reports whether the offloads handle it.
+func parseL4(f []byte) (inner.Layout, bool) {
+	var l inner.Layout
+	l.Decode(f)
+	return l, l.Transport
 }

@@ -13,7 +13,7 @@ import (
 func superFrame(t testing.TB, s pktSpec, mss int) (VirtioNetHdr, []byte) {
 	t.Helper()
 	f := seedIt(t, build(t, s))
-	info, ok := ParseL4(f)
+	info, ok := parseL4(f)
 	if !ok {
 		t.Fatal("superFrame: does not parse")
 	}
@@ -58,14 +58,14 @@ func TestSegmentTCP(t *testing.T) {
 			hdr, f := superFrame(t, c.spec, c.mss)
 			orig := append([]byte(nil), f...)
 			want := (len(c.spec.payload) + c.mss - 1) / c.mss
-			count, segLen, err := Segments(hdr, f)
+			count, segLen, err := Segments(lay(f), hdr, f)
 			if err != nil || count != want {
 				t.Fatalf("Segments = %d, %d, %v; want %d", count, segLen, err, want)
 			}
 			size := offset + segLen
 			out, backing := outBufs(want, size)
 			sizes := make([]int, want)
-			n, err := SegmentTCP(hdr, f, out, sizes, offset)
+			n, err := SegmentTCP(lay(f), hdr, f, out, sizes, offset)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +143,7 @@ func TestSegmentUDPL4(t *testing.T) {
 			want := (plen + 1199) / 1200
 			out, _ := outBufs(want, 1300)
 			sizes := make([]int, want)
-			n, err := SegmentTCP(hdr, f, out, sizes, 0)
+			n, err := SegmentTCP(lay(f), hdr, f, out, sizes, 0)
 			if err != nil || n != want {
 				t.Fatalf("v6=%v len=%d: n=%d err=%v", v6, plen, n, err)
 			}
@@ -173,11 +173,11 @@ func TestSegmentNone(t *testing.T) {
 	} {
 		good := build(t, s)
 		f := seedIt(t, append([]byte(nil), good...))
-		info, _ := ParseL4(f)
+		info, _ := parseL4(f)
 		hdr := VirtioNetHdr{Flags: FlagNeedsCsum, CsumStart: uint16(info.L4Off), CsumOffset: uint16(info.CsumOffset())}
 		out, _ := outBufs(1, 2000)
 		sizes := []int{0}
-		n, err := SegmentTCP(hdr, f, out, sizes, 8)
+		n, err := SegmentTCP(lay(f), hdr, f, out, sizes, 8)
 		if err != nil || n != 1 || sizes[0] != len(f) {
 			t.Fatalf("n=%d sizes=%v err=%v", n, sizes, err)
 		}
@@ -185,7 +185,7 @@ func TestSegmentNone(t *testing.T) {
 			t.Fatal("completed frame differs")
 		}
 		// Without NEEDS_CSUM: a plain copy.
-		n, err = SegmentTCP(VirtioNetHdr{}, f, out, sizes, 0)
+		n, err = SegmentTCP(lay(f), VirtioNetHdr{}, f, out, sizes, 0)
 		if err != nil || n != 1 || !bytes.Equal(out[0][:sizes[0]], f) {
 			t.Fatalf("plain copy: %d %v", n, err)
 		}
@@ -199,7 +199,7 @@ func TestSegmentErrors(t *testing.T) {
 	snapshot := append([]byte(nil), backing...)
 	check := func(name string, h VirtioNetHdr, frame []byte, out [][]byte, sizes []int, offset int, want error) {
 		t.Helper()
-		n, err := SegmentTCP(h, frame, out, sizes, offset)
+		n, err := SegmentTCP(lay(frame), h, frame, out, sizes, offset)
 		if !errors.Is(err, want) || n != 0 {
 			t.Errorf("%s: n=%d err=%v, want %v", name, n, err, want)
 		}
@@ -245,7 +245,7 @@ func BenchmarkSegmentTCP(b *testing.B) {
 			}
 			plen -= plen % 1410 // keep the IP length within 64 KiB for both
 			hdr, f := superFrame(b, pktSpec{v6: v6, opts: true, payload: payloadOf(plen, 1), flags: "PA"}, 1410)
-			count, segLen, err := Segments(hdr, f)
+			count, segLen, err := Segments(lay(f), hdr, f)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -257,7 +257,7 @@ func BenchmarkSegmentTCP(b *testing.B) {
 			b.SetBytes(int64(len(f)))
 			b.ReportAllocs()
 			for b.Loop() {
-				n, err := SegmentTCP(hdr, f, out, sizes, 8)
+				n, err := SegmentTCP(lay(f), hdr, f, out, sizes, 8)
 				if err != nil || n != count {
 					b.Fatal(n, err)
 				}
@@ -272,7 +272,7 @@ func TestSegmentsLayout(t *testing.T) {
 	// One contiguous buffer sliced by stride gives back-to-back frames, as
 	// UDP_SEGMENT wants them.
 	hdr, f := superFrame(t, pktSpec{payload: payloadOf(10000, 1), flags: "A"}, 1448)
-	count, segLen, err := Segments(hdr, f)
+	count, segLen, err := Segments(lay(f), hdr, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestSegmentsLayout(t *testing.T) {
 		out[i] = big[i*stride : (i+1)*stride]
 	}
 	sizes := make([]int, count)
-	n, err := SegmentTCP(hdr, f, out, sizes, off)
+	n, err := SegmentTCP(lay(f), hdr, f, out, sizes, off)
 	if err != nil || n != count {
 		t.Fatal(n, err)
 	}
