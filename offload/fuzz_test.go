@@ -129,6 +129,19 @@ func FuzzSegmentTCP(f *testing.F) {
 		if !bytes.Equal(payload, frame[info.PayloadOff():info.End()]) {
 			t.Fatal("payload not preserved")
 		}
+		// The gather form builds the same frames, the payload left in place.
+		hdrs := hdrSlots(cnt, int(offset)+200)
+		pays := make([][]byte, cnt)
+		gn, gerr := SegmentGather(lay(frame), hdr, frame, int(offset), hdrs, pays)
+		if gerr != nil || gn != cnt {
+			t.Fatalf("SegmentGather = %d, %v; SegmentTCP wrote %d", gn, gerr, cnt)
+		}
+		for i := 0; i < cnt; i++ {
+			got := append(bytes.Clone(hdrs[i][int(offset):]), pays[i]...)
+			if !bytes.Equal(got, out[i][int(offset):int(offset)+sizes[i]]) || !within(pays[i], frame) {
+				t.Fatalf("segment %d: gathered frame differs from the copied one", i)
+			}
+		}
 	})
 }
 
@@ -197,13 +210,31 @@ func FuzzCoalesce(f *testing.F) {
 				CompleteChecksum(orig[i], lay(orig[i]))
 			}
 		}
-		c := NewCoalescer(CoalescerConfig{MaxFrames: 8, MaxBuffers: 2, MTU: int(mtu) % 9001})
+		cfg := CoalescerConfig{MaxFrames: 8, MaxBuffers: 2, MTU: int(mtu) % 9001}
+		c := NewCoalescer(cfg)
 		var outs []emitted
 		emit := func(h VirtioNetHdr, fr []byte) error {
 			outs = append(outs, emitted{h, append([]byte(nil), fr...)})
 			return nil
 		}
-		for _, fr := range frames {
+		// The same frames through a gather-mode coalescer, which must hand
+		// out the same frames in parts.
+		cfg.Gather = true
+		g := NewCoalescer(cfg)
+		var gouts []emitted
+		gemit := func(h VirtioNetHdr, parts [][]byte) error {
+			var fr []byte
+			for _, p := range parts {
+				fr = append(fr, p...)
+			}
+			gouts = append(gouts, emitted{h, fr})
+			return nil
+		}
+		gframes := make([][]byte, len(frames))
+		for i := range frames {
+			gframes[i] = bytes.Clone(frames[i])
+		}
+		for i, fr := range frames {
 			if err := c.Add(fr, lay(fr)); err != nil {
 				if err := c.Flush(emit); err != nil {
 					t.Fatal(err)
@@ -212,9 +243,29 @@ func FuzzCoalesce(f *testing.F) {
 					t.Fatalf("Add after Flush: %v", err)
 				}
 			}
+			gf := gframes[i]
+			if err := g.Add(gf, lay(gf)); err != nil {
+				if err := g.FlushGather(gemit); err != nil {
+					t.Fatal(err)
+				}
+				if err := g.Add(gf, lay(gf)); err != nil {
+					t.Fatalf("Add after FlushGather: %v", err)
+				}
+			}
 		}
 		if err := c.Flush(emit); err != nil {
 			t.Fatal(err)
+		}
+		if err := g.FlushGather(gemit); err != nil {
+			t.Fatal(err)
+		}
+		if len(gouts) != len(outs) {
+			t.Fatalf("gather mode emitted %d frames, copy mode %d", len(gouts), len(outs))
+		}
+		for i := range outs {
+			if gouts[i].hdr != outs[i].hdr || !bytes.Equal(gouts[i].frame, outs[i].frame) {
+				t.Fatalf("output %d: gather mode %v differs from copy mode %v", i, gouts[i].hdr, outs[i].hdr)
+			}
 		}
 
 		var wire [][]byte
