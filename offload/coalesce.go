@@ -20,7 +20,7 @@ const (
 	mergeBufSize = ethHdrLen + inner.MaxVLANTags*vlanHdrLen + maxIPLen
 	// MaxMergeSegments bounds the segments merged into one frame, as the
 	// kernel's GRO bounds a UDP GRO train (UDP_GRO_CNT_MAX). At an MSS of
-	// 1398 or more a 64 KiB frame is reached first.
+	// 1024 or more the 64 KiB IP length limit is reached first.
 	MaxMergeSegments = 64
 	// maxMergeHdrLen holds the headers of a merge candidate: two VLAN
 	// tags, an IPv6 header and a TCP header with 40 bytes of options.
@@ -81,8 +81,8 @@ type CoalescerConfig struct {
 //   - S's sequence number is F's next one; S's payload is no larger than
 //     F's first (the MSS, which becomes gso_size); F has not ended, i.e. it
 //     did not receive a shorter segment or one with PSH (PSH is kept on F);
-//   - the merged IP packet stays within 65535 bytes and a merge buffer is
-//     free;
+//   - the merged IP packet stays within 65535 bytes and MaxMergeSegments
+//     segments, and a merge slot is free;
 //   - both S and F's first segment carry a checksum that is either valid
 //     (verified, one pass over the segment) or the pseudo-header seed
 //     (CHECKSUM_PARTIAL from a same-host sender, trusted without a pass,
