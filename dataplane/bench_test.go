@@ -192,7 +192,7 @@ func checkTx(b *testing.B, s *Segment, want uint64) {
 // dropQueued empties the send queue the batch filled without sending, as
 // flush does after sending: the no-send benchmarks measure the Go side alone.
 func dropQueued(st *txState) {
-	st.nq, st.npart, st.nhdr, st.segOff = 0, 0, 0, 0
+	st.nq, st.npart, st.nhdr, st.segNext = 0, 0, 0, 0
 }
 
 // BenchmarkTransmitFrame forwards a 1450-byte frame to the unicast MAC of a

@@ -42,9 +42,9 @@ type segRx struct {
 	s       *Segment
 	dev     netio.FrameDevice
 	coal    *offload.Coalescer // nil on the plain path
-	emitFn  func(offload.VirtioNetHdr, []byte) error
+	emitFn  func(offload.VirtioNetHdr, [][]byte) error
 	vhdr    [offload.VirtioNetHdrLen]byte
-	parts   [2][]byte
+	parts   [2 + offload.MaxMergeSegments][]byte // a write: virtio-net header, then the frame's parts
 	touched bool
 
 	frames, bytes, writes, writeErrors uint64
@@ -53,7 +53,7 @@ type segRx struct {
 func (s *Segment) newSegRx(dev netio.FrameDevice) *segRx {
 	r := &segRx{s: s, dev: dev}
 	if s.vnet && s.cfg.Offload {
-		r.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: s.cfg.MTU})
+		r.coal = offload.NewCoalescer(offload.CoalescerConfig{MTU: s.cfg.MTU, Gather: true})
 		r.emitFn = r.emit
 	}
 	return r
@@ -259,13 +259,21 @@ func (r *segRx) receive(frame []byte, from netip.Addr, tos uint8, vni uint32) {
 // flush writes what the coalescer holds to the device.
 func (r *segRx) flush() {
 	if r.coal != nil && r.coal.Len() > 0 {
-		r.coal.Flush(r.emitFn)
+		r.coal.FlushGather(r.emitFn)
 	}
 }
 
-// emit is the coalescer's output: one frame and its virtio-net header.
-func (r *segRx) emit(h offload.VirtioNetHdr, frame []byte) error {
-	r.write(h, frame)
+// emit is the coalescer's output: one frame, as parts pointing into the
+// receive buffers (a merged frame: its headers, then each segment's
+// payload), written behind its virtio-net header with one gathered write.
+func (r *segRx) emit(h offload.VirtioNetHdr, parts [][]byte) error {
+	h.Encode(r.vhdr[:])
+	p := append(append(r.parts[:0], r.vhdr[:]), parts...)
+	if r.dev.Write(p) != nil {
+		r.writeErrors++
+	} else {
+		r.writes++
+	}
 	return nil
 }
 

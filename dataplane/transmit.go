@@ -34,17 +34,14 @@ type txState struct {
 	hdrs [][encap.HeaderLen]byte
 	nhdr int
 
-	// Segmentation of TSO super-frames: segments are written back to back
-	// into seg, each behind its own VXLAN header, so that one UDP_SEGMENT
-	// send carries a whole train. SegmentGather builds each segment's
-	// headers in a segHdrs slot and points segPay into the TAP's buffer;
-	// both are copied into seg until the underlay sends iovec pairs.
-	seg      []byte
-	segOff   int
-	segOut   [][]byte
-	segSizes []int
-	segHdrs  [][]byte
-	segPay   [][]byte
+	// Segmentation of TSO super-frames: SegmentGather builds each
+	// segment's VXLAN and inner headers in a segHdrs slot and points
+	// segPay into the device's read buffer; a train is sent as the iovec
+	// pairs [hdr, payload], so the payload is never copied. segNext is the
+	// first slot free until the next flush.
+	segHdrs [][]byte
+	segPay  [][]byte
+	segNext int
 
 	// The proxy's parsed request and the reply it builds, and the parts
 	// of the reply's write (an empty virtio-net header first when the
@@ -74,9 +71,6 @@ func newTxState(dev netio.FrameDevice, sender netio.Sender) *txState {
 	for i := range st.bufs {
 		st.bufs[i] = make([]byte, bufSize)
 	}
-	st.seg = make([]byte, segBufSize)
-	st.segOut = make([][]byte, maxSegments)
-	st.segSizes = make([]int, maxSegments)
 	st.segHdrs = make([][]byte, maxSegments)
 	hb := make([]byte, maxSegments*segHdrSlot)
 	for i := range st.segHdrs {
@@ -104,6 +98,19 @@ func (st *txState) queueDatagram(hdr, payload []byte, to netip.AddrPort, tos, tt
 	return true
 }
 
+// queueTrain adds one datagram train gathered from the pairs [hdrs[i][:hlen],
+// pay[i]], a UDP_SEGMENT train of gsoSize-byte datagrams when gsoSize > 0.
+// The caller has checked that 2*len(hdrs) parts fit.
+func (st *txState) queueTrain(hdrs, pay [][]byte, hlen int, to netip.AddrPort, tos, ttl uint8, gsoSize int, flow uint32) {
+	p := st.parts[st.npart:st.npart:len(st.parts)]
+	for i := range hdrs {
+		p = append(p, hdrs[i][:hlen], pay[i])
+	}
+	st.npart += len(p)
+	st.queue[st.nq] = netio.Datagram{Parts: p, Addr: to, TOS: tos, TTL: ttl, GSOSize: gsoSize, Flow: flow}
+	st.nq++
+}
+
 // full reports whether another datagram (and its header slot) fits.
 func (st *txState) full() bool {
 	return st.nq == len(st.queue) || st.nhdr == len(st.hdrs) || st.npart+2 > len(st.parts)
@@ -120,8 +127,6 @@ func (st *txState) writeFrame(vnet bool, frame []byte) error {
 }
 
 const (
-	// segBufSize holds the segments of several super-frames between flushes.
-	segBufSize = 1 << 20
 	// maxSegments bounds the segments of one super-frame (64 KiB at the
 	// smallest MSS the kernel uses for TSO, with room to spare).
 	maxSegments = 1024
@@ -148,7 +153,7 @@ func (s *Segment) spawnTransmit() {
 // transmitLoop reads frames from one device queue, encapsulates them and
 // sends them to their destinations, a batch at a time.
 func (s *Segment) transmitLoop(st *txState) error {
-	st.nq, st.npart, st.nhdr, st.segOff = 0, 0, 0, 0 // a restart after a panic leaves the old batch behind
+	st.nq, st.npart, st.nhdr, st.segNext = 0, 0, 0, 0 // a restart after a panic leaves the old batch behind
 	for {
 		n, err := st.dev.Read(st.bufs, st.sizes, 0)
 		if err != nil {
@@ -299,7 +304,7 @@ func (s *Segment) flush(st *txState) {
 		}
 		clear(q) // drop the references to this batch's buffers
 	}
-	st.nq, st.npart, st.nhdr, st.segOff = 0, 0, 0, 0
+	st.nq, st.npart, st.nhdr, st.segNext = 0, 0, 0, 0
 }
 
 // addCounts adds what the worker counted to the segment's counters.
@@ -332,42 +337,32 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 		s.c.txNoDest.Inc()
 		return
 	}
-	n, err := offload.SegmentGather(&l, h, frame, encap.HeaderLen, st.segHdrs, st.segPay)
+	n, err := offload.SegmentGather(&l, h, frame, encap.HeaderLen, st.segHdrs[st.segNext:], st.segPay[st.segNext:])
+	if errors.Is(err, offload.ErrTooManySegments) && st.segNext > 0 {
+		s.flush(st) // frees the header slots of the frames before
+		n, err = offload.SegmentGather(&l, h, frame, encap.HeaderLen, st.segHdrs, st.segPay)
+	}
 	if err != nil || n == 0 {
 		s.c.txBadGSO.Inc()
 		return
 	}
-	hdrs, pay := st.segHdrs[:n], st.segPay[:n]
-	stride := len(hdrs[0]) + len(pay[0])
-	need := n * stride
-	if need > len(st.seg) || stride > maxGSOPayload {
-		restoreSlots(hdrs, pay)
+	first := st.segNext
+	hdrs, pay := st.segHdrs[first:first+n], st.segPay[first:first+n]
+	hlen := len(hdrs[0]) // the same for every segment
+	stride := hlen + len(pay[0])
+	for i := range hdrs {
+		hdrs[i] = hdrs[i][:cap(hdrs[i])] // ready for the next SegmentGather
+	}
+	if stride > maxGSOPayload {
 		s.c.txBadGSO.Inc()
 		return
 	}
-	if st.segOff+need > len(st.seg) {
-		s.flush(st)
-	}
-	// Copying fallback: the sender takes one buffer per datagram train,
-	// so the gathered headers and payloads are laid out back to back.
-	region := st.seg[st.segOff : st.segOff+need]
-	out := st.segOut[:n]
-	for i := range out {
-		o := region[i*stride : (i+1)*stride]
-		k := copy(o, hdrs[i])
-		k += copy(o[k:], pay[i])
-		st.segSizes[i] = k - encap.HeaderLen
-		out[i] = o
-	}
-	restoreSlots(hdrs, pay)
-	st.segOff += need
-	regionEnd := st.segOff
-	total := (n-1)*stride + encap.HeaderLen + st.segSizes[n-1]
-	region = region[:total]
+	st.segNext += n
+	slotsEnd := st.segNext
 
 	// Every segment carries the super-frame's TOS and TTL.
 	tos := encap.OuterTOS(frame, &l, tn.TOS, tn.TOSInherit)
-	per := min(udpMaxSegments, maxGSOPayload/stride)
+	per := min(udpMaxSegments, maxGSOPayload/stride, len(st.parts)/2)
 	if !s.ep.ulCaps.GSO || stride > int(s.ep.gsoLimit.Load()) {
 		per = 1
 	}
@@ -383,46 +378,38 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 				// Earlier destinations' datagrams share these headers.
 				s.flush(st)
 			}
-			for j := 0; j < n; j++ {
-				encap.PutHeader(out[j], d.VNI)
+			for j := range hdrs {
+				encap.PutHeader(hdrs[j], d.VNI)
 			}
 			vni = int64(d.VNI)
 		}
 		to := netip.AddrPortFrom(d.IP, s.destPort(d))
 		ttl := s.ttlFor(frame, &l, d)
 		for c := 0; c < n; c += per {
-			end := min((c+per)*stride, total)
-			if st.full() {
+			end := min(c+per, n)
+			if st.nq == len(st.queue) || st.npart+2*(end-c) > len(st.parts) {
 				s.flush(st)
 			}
 			gso := stride
-			if end-c*stride <= stride {
+			if end-c == 1 {
 				gso = 0 // a single datagram
 			}
-			queued = st.queueDatagram(nil, region[c*stride:end], to, tos, ttl, gso, flow) || queued
+			st.queueTrain(hdrs[c:end], pay[c:end], hlen, to, tos, ttl, gso, flow)
+			queued = true
 		}
 	}
-	if st.segOff < regionEnd {
-		// A flush above emptied the batch; keep this region reserved for
+	if st.segNext < slotsEnd {
+		// A flush above emptied the batch; keep these slots reserved for
 		// the datagrams queued after it.
-		st.segOff = regionEnd
+		st.segNext = slotsEnd
 	}
 	if !queued {
-		st.segOff -= need // nothing refers to the region
+		st.segNext -= n // nothing refers to the slots
 		s.c.txNoDest.Inc()
 		return
 	}
 	st.frames += uint64(n)
-	st.bytes += uint64(total - n*encap.HeaderLen)
-}
-
-// restoreSlots gives SegmentGather's header slots back their full length
-// and drops the references into the TAP's buffer.
-func restoreSlots(hdrs, pay [][]byte) {
-	for i := range hdrs {
-		hdrs[i] = hdrs[i][:cap(hdrs[i])]
-		pay[i] = nil
-	}
+	st.bytes += uint64(n*(hlen-encap.HeaderLen) + l.End() - l.PayloadOff())
 }
 
 // destPort is the UDP port to send to d.
