@@ -78,8 +78,10 @@ setup() { # $1 system
 			>"$OUT/proto.log" 2>&1 &
 		PID=$!
 		for _ in $(seq 100); do ip -n $A link show tgu$$ >/dev/null 2>&1 && break; sleep 0.05; done
-		ip netns exec $A sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-			net.ipv4.conf.tgu$$.rp_filter=0 net.ipv4.conf.tgu$$.accept_local=1
+		# Forwarding is enabled on the TAP alone (what IPv4 checks is the input
+		# device's); PR_SYSCTLS overrides for experiments (TAP = the underlay TAP).
+		sc=${PR_SYSCTLS:-"conf.TAP.forwarding=1 conf.TAP.accept_local=1 conf.all.rp_filter=0 conf.TAP.rp_filter=0"}
+		for kv in $sc; do ip netns exec $A sysctl -qw "net.ipv4.${kv//TAP/tgu$$}"; done
 		ip -n $A link set tgu$$ up
 		ip -n $A link set tgi$$ mtu 1450; ip -n $A addr add 203.0.113.1/24 dev tgi$$; ip -n $A link set tgi$$ up
 		;;
