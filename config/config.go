@@ -135,7 +135,19 @@ type Daemon struct {
 	// Queues is how many workers move frames each way (TAP queues and
 	// receive sockets per endpoint); 0 means one per CPU.
 	Queues int
+	// Underlay is how VXLAN datagrams are sent: UnderlayUDP ("" too) or
+	// UnderlayTAP.
+	Underlay string
 }
+
+// The underlays Daemon.Underlay names.
+const (
+	// UnderlayUDP sends through UDP sockets (the default).
+	UnderlayUDP = "udp"
+	// UnderlayTAP sends unicast IPv4 through an underlay TAP the host
+	// forwards from, TCP super-frames whole (experimental; Linux 6.17).
+	UnderlayTAP = "tap"
+)
 
 // MaxQueues bounds Daemon.Queues (a TAP has at most 256 queues).
 const MaxQueues = 256

@@ -611,6 +611,21 @@ var KeyTable = append([]Key{
 		},
 	},
 	{
+		Name: "underlay", Section: SectionDaemon, Kind: KindString, Example: `"tap"`,
+		Flag: "underlay", Arg: "udp|tap", Group: GroupDaemon,
+		Help: "how datagrams are sent: udp (sockets) or tap (experimental: unicast IPv4 through an underlay TAP the host forwards, TCP super-frames whole; needs --local, Linux 6.17) (default udp)",
+		Type: "string", Default: "`\"udp\"`",
+		Doc: "how VXLAN datagrams are sent: `\"udp\"` through UDP sockets; `\"tap\"` (experimental) writes unicast IPv4 datagrams with their outer headers to an underlay TAP (`<first TAP>u`) that the host forwards from, each TCP super-frame whole (UDP tunnel GSO, Linux 6.17 or later; older kernels fall back to `udp`); needs `local`, an IPv4 underlay and `net.ipv4.conf.all.rp_filter` 0 (see docs/DESIGN.md). Receiving and multicast stay on the sockets. Read at start",
+		set: func(t Target, in input) error {
+			switch in.s {
+			case UnderlayUDP, UnderlayTAP:
+				t.Daemon.Underlay = in.s
+				return nil
+			}
+			return fmt.Errorf("%s: want %q or %q", in, UnderlayUDP, UnderlayTAP)
+		},
+	},
+	{
 		Name: "endpoints", Section: SectionEtcd, Kind: KindStrings, Example: `["http://192.0.2.254:2379"]`,
 		Flag: "etcd-endpoints", Arg: "URLS", Group: GroupEtcd,
 		Help: "etcd client URLs, comma-separated (http://IP:2379, or https:// with the TLS files)",

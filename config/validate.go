@@ -111,6 +111,7 @@ func (c *Config) Validate() error {
 		ok[i] = len(l.errs) == n
 	}
 	c.checkShared(l, ok)
+	c.checkUnderlay(l)
 	if len(l.errs) == 0 {
 		return nil
 	}
@@ -119,6 +120,23 @@ func (c *Config) Validate() error {
 		return a.(*Error).Entry - b.(*Error).Entry
 	})
 	return l.err()
+}
+
+// checkUnderlay reports the VNIs an underlay TAP cannot serve: it writes
+// the outer source address itself, and only over IPv4.
+func (c *Config) checkUnderlay(l *errList) {
+	if c.Daemon.Underlay != UnderlayTAP {
+		return
+	}
+	for i := range c.VNIs {
+		v := &c.VNIs[i]
+		switch {
+		case !v.Local.IsValid():
+			l.addf(entryWhere(v.ID, i), i+1, "local", "underlay tap: needs local, the outer source address vxland writes")
+		case v.Local.Is6():
+			l.addf(entryWhere(v.ID, i), i+1, "local", "underlay tap: local %s: IPv6 underlays are not supported (IPv4 only)", v.Local)
+		}
+	}
 }
 
 var (

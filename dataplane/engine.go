@@ -61,6 +61,12 @@ type Config struct {
 	// Underlay, when set, is used instead of the UDP sockets the fields
 	// above describe (tests use netio/memio); the endpoint closes it.
 	Underlay netio.Underlay
+	// TAPUnderlay sends unicast IPv4 through an underlay TAP that the
+	// host forwards from, TCP super-frames whole (UDP tunnel GSO, Linux
+	// 6.17); receiving and multicast stay on the UDP sockets. It needs
+	// Local and an IPv4 underlay; a kernel without tunnel GSO on TAPs
+	// falls back to the sockets alone (logged).
+	TAPUnderlay bool
 	// Offload enables UDP GSO on transmit and UDP GRO on receive where the
 	// kernel has them.
 	Offload bool
@@ -328,6 +334,11 @@ func New(cfg Config) (_ *Endpoint, err error) {
 		}
 	}
 	ep.bindAny = !bindAddr.IsValid() || bindAddr.IsUnspecified()
+	if cfg.TAPUnderlay && cfg.Underlay == nil {
+		if err := checkTAPUnderlay(cfg.Local, cfg.V6); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Underlay != nil {
 		ep.ul = cfg.Underlay
 	} else {
@@ -338,6 +349,11 @@ func New(cfg Config) (_ *Endpoint, err error) {
 			return nil, err
 		}
 		ep.ul = ul
+		if cfg.TAPUnderlay {
+			if err := ep.openTAPUnderlay(ul); err != nil {
+				return nil, err
+			}
+		}
 	}
 	ep.port = ep.ul.Port()
 	ep.ulCaps = ep.ul.Caps()
@@ -347,6 +363,27 @@ func New(cfg Config) (_ *Endpoint, err error) {
 		}
 	}
 	return ep, nil
+}
+
+// openTAPUnderlay puts the underlay TAP in front of ul's sends (see
+// TAPUnderlay); a kernel that refuses tunnel GSO leaves ul alone.
+func (ep *Endpoint) openTAPUnderlay(ul *udpUnderlay) error {
+	cfg := ep.cfg
+	name := fmt.Sprintf("vxu%d", ul.Port())
+	if tap := cfg.Segments[0].TAP; tap != "" {
+		name = tap[:min(len(tap), 14)] + "u"
+	}
+	t, err := openTAPUnderlay(ul, tapUnderlayConfig{Name: name, Local: cfg.Local,
+		SrcPortMin: cfg.SrcPortMin, SrcPortMax: cfg.SrcPortMax, Queues: cfg.Queues, Logf: cfg.Logf})
+	if errors.Is(err, errTunnelGSORefused) {
+		cfg.Logf("underlay tap: %v; sending through the UDP sockets", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ep.ul = t
+	return nil
 }
 
 // AddSegment opens the TAP of sc and serves it on ep, running or not. It

@@ -21,7 +21,14 @@ const (
 	tunFTSO6 = 0x04
 	tunFUSO4 = 0x20
 	tunFUSO6 = 0x40
+	// Linux 6.17: GSO over UDP tunnels, with a 24-byte virtio-net header.
+	tunFUDPTunnelGSO     = 0x80
+	tunFUDPTunnelGSOCsum = 0x100
 )
+
+// errTunnelGSORefused is returned by OpenTAPQueues when the kernel does not
+// take the tunnel GSO offloads TAPOptions.TunnelGSO asks for.
+var errTunnelGSORefused = errors.New("kernel refuses UDP tunnel GSO on a TAP (TUN_F_UDP_TUNNEL_GSO needs Linux 6.17 or later)")
 
 // TAP is a Linux TAP device opened through /dev/net/tun. It is not
 // persistent: the kernel removes it when the descriptor closes, so nothing
@@ -64,6 +71,10 @@ type TAPOptions struct {
 	// one makes it a multiqueue TAP (IFF_MULTI_QUEUE), whose queue the
 	// kernel picks per flow for frames the host sends.
 	Queues int
+	// TunnelGSO opens a TAP that takes encapsulated frames: a 24-byte
+	// virtio-net header (tunnelHdrLen) and TSO over UDP tunnels; VnetHdr
+	// and GSO are implied. The kernel refusing it is errTunnelGSORefused.
+	TunnelGSO bool
 }
 
 // maxWriteParts bounds the parts of one gathered frame write.
@@ -125,7 +136,7 @@ func openTAP(o TAPOptions, multiqueue bool) (*TAP, error) {
 	var req ifreqFlags
 	copy(req.name[:], o.Name)
 	req.flags = unix.IFF_TAP | unix.IFF_NO_PI
-	if o.VnetHdr {
+	if o.VnetHdr || o.TunnelGSO {
 		req.flags |= unix.IFF_VNET_HDR
 	}
 	if multiqueue {
@@ -142,8 +153,12 @@ func openTAP(o TAPOptions, multiqueue bool) (*TAP, error) {
 		}
 		return nil, fmt.Errorf("tap %s: TUNSETIFF: %w", o.Name, e)
 	}
-	t := &TAP{name: unix.ByteSliceToString(req.name[:]), vnetHdr: o.VnetHdr}
-	if o.VnetHdr {
+	t := &TAP{name: unix.ByteSliceToString(req.name[:]), vnetHdr: o.VnetHdr || o.TunnelGSO}
+	if o.TunnelGSO {
+		if err := t.setTunnelOffload(fd); err != nil {
+			return nil, err
+		}
+	} else if o.VnetHdr {
 		sz := offload.VirtioNetHdrLen
 		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&sz))); e != 0 {
 			return nil, fmt.Errorf("tap %s: TUNSETVNETHDRSZ: %w", t.name, e)
@@ -185,6 +200,22 @@ func (t *TAP) setOffload(fd int) {
 		}
 	}
 	t.offloads = "none"
+}
+
+// setTunnelOffload sets the 24-byte virtio-net header and the tunnel GSO
+// offloads.
+func (t *TAP) setTunnelOffload(fd int) error {
+	sz := int32(tunnelHdrLen)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&sz))); e != 0 {
+		return fmt.Errorf("tap %s: TUNSETVNETHDRSZ %d: %w", t.name, tunnelHdrLen, e)
+	}
+	flags := uintptr(tunFCsum | tunFTSO4 | tunFTSO6 | tunFUDPTunnelGSO | tunFUDPTunnelGSOCsum)
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOFFLOAD, flags); e != 0 {
+		return fmt.Errorf("tap %s: TUNSETOFFLOAD %#x: %w (%w)", t.name, flags, errTunnelGSORefused, e)
+	}
+	t.gso = true
+	t.offloads = "csum tso4 tso6 udp_tunnel_gso udp_tunnel_gso_csum"
+	return nil
 }
 
 // Offloads describes the offloads the kernel accepted.

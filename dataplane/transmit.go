@@ -337,6 +337,9 @@ func (s *Segment) forwardGSO(st *txState, tn *tuning, h offload.VirtioNetHdr, fr
 		s.c.txNoDest.Inc()
 		return
 	}
+	if s.ep.ulCaps.TunnelGSO && s.forwardWhole(st, tn, &l, h, frame, dests, flow) {
+		return
+	}
 	n, err := offload.SegmentGather(&l, h, frame, encap.HeaderLen, st.segHdrs[st.segNext:], st.segPay[st.segNext:])
 	if errors.Is(err, offload.ErrTooManySegments) && st.segNext > 0 {
 		s.flush(st) // frees the header slots of the frames before

@@ -72,9 +72,46 @@ type Datagram struct {
 	// Flow is the inner flow hash on send: the Underlay derives the outer
 	// source port from it, so one flow keeps one port.
 	Flow uint32
+	// Inner, on send to an Underlay with Caps().TunnelGSO, describes the
+	// unsegmented TCP super-frame the payload carries after its VXLAN
+	// header; the zero value: a plain datagram.
+	Inner InnerGSO
 	// Err, after Send, is why this message was refused (nil: sent).
 	Err error
 }
+
+// InnerGSO describes a TCP super-frame sent whole, to be segmented by the
+// kernel (or the hardware) after encapsulation: the sender hands over one
+// packet per super-frame instead of a train of datagrams. Offsets count
+// from the start of the inner Ethernet frame (after the VXLAN header).
+type InnerGSO struct {
+	// Type is the inner segmentation, GSOTCPv4 or GSOTCPv6; GSONone (0)
+	// marks a plain datagram, whose other fields are unused.
+	Type GSOType
+	// ECN: the super-frame has CWR set in its first segment only (the
+	// kernel's SKB_GSO_TCP_ECN).
+	ECN bool
+	// Size is the inner MSS: TCP payload bytes per segment.
+	Size uint16
+	// NetOff is where the inner IP header starts.
+	NetOff uint16
+	// HdrLen is the inner headers' length, Ethernet to the end of TCP.
+	HdrLen uint16
+	// CsumStart and CsumOffset locate the inner TCP checksum, which holds
+	// the pseudo-header sum still to be completed: it starts at CsumStart
+	// (the TCP header) and is stored at CsumStart+CsumOffset.
+	CsumStart, CsumOffset uint16
+}
+
+// GSOType is an inner segmentation kind (InnerGSO.Type).
+type GSOType uint8
+
+// The inner segmentation kinds.
+const (
+	GSONone GSOType = iota
+	GSOTCPv4
+	GSOTCPv6
+)
 
 // Receiver is one receive queue of an Underlay, read by one goroutine.
 type Receiver interface {
@@ -103,6 +140,9 @@ type UnderlayCaps struct {
 	// SourcePorts is how many distinct outer source ports flows spread
 	// over.
 	SourcePorts int
+	// TunnelGSO: Send takes unsegmented TCP super-frames (Datagram.Inner
+	// set) to unicast destinations and hands each over as one packet.
+	TunnelGSO bool
 }
 
 // Underlay sends and receives VXLAN datagrams.

@@ -199,7 +199,7 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"dev": "lo", "dstport": "8472", "srcport": "49152-49408", "ttl": "0x10", "tos": "inherit",
 		"learning": "false", "ageing": "0", "maxaddress": "64", "learn_rate": "7", "tap": "vxt9", "netns": "blue",
 		"mtu": "1400", "mac": "02:00:00:00:00:09", "addr": "203.0.113.9/24", "master": "br9",
-		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477", "queues": "2",
+		"up": "true", "control": "/run/vxland-test/x.sock", "offload": "false", "metrics": "127.0.0.1:9477", "queues": "2", "underlay": "tap",
 		"endpoints": "http://192.0.2.254:2379", "prefix": "/vxt", "cafile": "ca.pem", "certfile": "c.pem",
 		"keyfile": "k.pem", "lease_ttl": "5", "members_only": "false", "enable": "true", "public_ip": "192.0.2.1", "iface": "eth9", "subnet_file": "/tmp/s.env",
 		"allow_remote": "198.51.100.0/24",
@@ -210,8 +210,8 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		"id": "16777216", "remote": "192.0.2", "local": "x", "dstport": "70000", "srcport": "9-3",
 		"ttl": "0", "tos": "256", "ageing": "-1", "maxaddress": "-1", "learn_rate": "-5", "mtu": "-1", "mac": "zz",
 		"addr": "203.0.113.9", "endpoints": "192.0.2.254:2379", "prefix": "vxt", "public_ip": "2001:db8::1",
-		"allow_remote": "192.0.2.0/33",
-		"asn":          "0", "router_id": "2001:db8::1", "neighbors": "192.0.2.2:x", "port": "0", "hold_time": "2",
+		"allow_remote": "192.0.2.0/33", "underlay": "udp6",
+		"asn": "0", "router_id": "2001:db8::1", "neighbors": "192.0.2.2:x", "port": "0", "hold_time": "2",
 	}
 	for _, k := range config.KeyTable {
 		if k.Flag == "" {
@@ -263,9 +263,10 @@ func TestFlagsAndFileAgree(t *testing.T) {
 		} else if k.Section != config.SectionVNI {
 			file.WriteString("[[vni]]\nid = 1\ntap = \"vxland0\"\n")
 			args = append(args, "--vni", "1")
-			if k.Section == config.SectionEtcd || k.Section == config.SectionCluster || k.Section == config.SectionBGP {
+			if k.Section == config.SectionEtcd || k.Section == config.SectionCluster || k.Section == config.SectionBGP || k.Name == "underlay" {
 				// With etcd endpoints the VNI joins the cluster, with an
-				// AS it is served by EVPN: it needs its underlay address.
+				// AS it is served by EVPN, through an underlay TAP it
+				// writes its outer source: it needs its underlay address.
 				file.WriteString("local = \"192.0.2.1\"\n")
 				args = append(args, "--local", "192.0.2.1")
 			}

@@ -151,6 +151,7 @@ type daemon struct {
 	evpnVNIs []evpnVNI                  // the VNIs served by EVPN
 	evpn     atomic.Pointer[evpnRun]    // the BGP speaker, nil without BGP
 	queues   int                        // workers each way per endpoint (read at start)
+	tapUL    bool                       // --underlay tap (read at start)
 }
 
 // close stops everything; the kernel removes the TAPs as their descriptors
@@ -202,6 +203,7 @@ func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 		done:     make(chan error, 1),
 		flannel:  fl,
 		queues:   cfg.Daemon.Queues,
+		tapUL:    cfg.Daemon.Underlay == config.UnderlayTAP,
 	}
 	defer func() {
 		if err != nil {
@@ -255,7 +257,7 @@ func start(cfg *config.Config, fl *flannelNode) (_ *daemon, err error) {
 func (d *daemon) endpointConfig(key config.EndpointKey) dataplane.Config {
 	return dataplane.Config{
 		Local: key.Local, V6: key.V6, Port: key.Port, Dev: key.Dev,
-		SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax, Queues: d.queues,
+		SrcPortMin: key.SrcPortMin, SrcPortMax: key.SrcPortMax, Queues: d.queues, TAPUnderlay: d.tapUL,
 		Offload: key.Offload, AllowRemote: key.AllowRemote, Logf: log.Printf,
 	}
 }

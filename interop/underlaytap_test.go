@@ -1,0 +1,89 @@
+package interop
+
+import (
+	"testing"
+
+	"github.com/vxland/vxland/internal/testnet"
+)
+
+// TestUnderlayTAPKernel runs vxland with --underlay tap against the kernel
+// vxlan driver: the outer packets leave through the underlay TAP and the
+// host's forwarding, TCP super-frames whole. Both directions carry a
+// verified 64 MiB, and the peer receives far fewer UDP datagrams than the
+// TCP segments vxland sent: it decapsulated super-frames (tunnel GSO), not
+// one datagram per segment.
+func TestUnderlayTAPKernel(t *testing.T) {
+	testnet.RequireRoot(t)
+	a, b := testnet.NewNS(t), testnet.NewNS(t)
+	a.SetSysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+	underlay(t, a, b, "ul0", "192.0.2.1/24", "192.0.2.2/24")
+	testnet.KernelVXLAN(t, b, testnet.VXLANOpts{
+		VNI: 40, Remote: "192.0.2.1", Local: "192.0.2.2", Dev: "ul0", Addr: "203.0.113.2/24",
+	})
+	d := startVxland(t, a, "vxt0", "--vni", "40", "--remote", "192.0.2.2", "--local", "192.0.2.1",
+		"--addr", "203.0.113.1/24", "--up", "--underlay", "tap")
+	if !linkExists(a, "vxt0u") {
+		testnet.SkipOrFail(t, "no underlay TAP vxt0u: the kernel refuses UDP tunnel GSO on TAPs (Linux 6.17 or later)")
+	}
+	for key, want := range map[string]string{
+		"net.ipv4.conf.vxt0u.forwarding": "1", "net.ipv4.conf.vxt0u.accept_local": "1", "net.ipv4.conf.vxt0u.rp_filter": "0",
+		"net.ipv4.ip_forward": "0", // forwarding on the TAP alone
+	} {
+		if got := a.Sysctl(t, key); got != want {
+			t.Errorf("%s = %s, want %s", key, got, want)
+		}
+	}
+
+	a.Ping(t, "203.0.113.2", 2)
+	udp0, st0 := b.Counter(t, "UdpInDatagrams"), d.stats(t)
+	transfer(t, a, b, "203.0.113.2", largeTransfer, d)
+	udp1, st1 := b.Counter(t, "UdpInDatagrams"), d.stats(t)
+	udp, segs := udp1-udp0, st1["tx_frames"]-st0["tx_frames"]
+	t.Logf("peer received %d UDP datagrams for %d TCP segments sent (%d tx_messages)", udp, segs, st1["tx_messages"]-st0["tx_messages"])
+	if segs < largeTransfer/1500 {
+		t.Fatalf("vxland counted %d segments for %d bytes", segs, largeTransfer)
+	}
+	if udp*4 >= segs {
+		t.Errorf("tunnel GSO did not engage: the peer received %d UDP datagrams for %d segments", udp, segs)
+	}
+	transfer(t, b, a, "203.0.113.1", largeTransfer, d)
+	checkClean(t, d)
+}
+
+// TestUnderlayTAPRefusals checks that --underlay tap refuses what it cannot
+// serve with a clear message and leaves no device behind: an IPv6
+// underlay, no --local, and a strict reverse-path filter (set in the
+// test's namespace only).
+func TestUnderlayTAPRefusals(t *testing.T) {
+	testnet.RequireRoot(t)
+	ns := testnet.NewNS(t)
+	ns.Exec(t, "ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul0p")
+	ns.Exec(t, "ip", "addr", "add", "192.0.2.1/24", "dev", "ul0")
+	ns.Exec(t, "ip", "addr", "add", "2001:db8::1/64", "dev", "ul0", "nodad")
+	ns.Exec(t, "ip", "link", "set", "ul0", "up")
+	ns.SetSysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		strict bool
+		want   string
+	}{
+		{"ipv6", []string{"--local", "2001:db8::1", "--remote", "2001:db8::2"}, false, "IPv6 underlays are not supported"},
+		{"no local", []string{"--remote", "192.0.2.2"}, false, "needs local"},
+		{"strict rp_filter", []string{"--local", "192.0.2.1", "--remote", "192.0.2.2"}, true, "net.ipv4.conf.all.rp_filter is 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.strict {
+				ns.SetSysctl(t, "net.ipv4.conf.all.rp_filter", "1")
+				defer ns.SetSysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+			}
+			args := append([]string{"--tap", "vxr0", "--vni", "5", "--underlay", "tap", "--control", t.TempDir() + "/c.sock"}, tc.args...)
+			expectSetupError(t, ns, []string{tc.want}, args...)
+			for _, dev := range []string{"vxr0", "vxr0u"} {
+				if linkExists(ns, dev) {
+					t.Errorf("refused start left %s behind", dev)
+				}
+			}
+		})
+	}
+}
