@@ -111,6 +111,8 @@ type Sent struct {
 	TTL     uint8
 	GSOSize int
 	Flow    uint32
+	// Inner is the super-frame description of a datagram sent whole.
+	Inner netio.InnerGSO
 }
 
 // Underlay is an in-memory netio.Underlay.
@@ -220,7 +222,7 @@ func (s sender) Send(msgs []netio.Datagram) (int, error) {
 			p = append(p, part...)
 		}
 		select {
-		case s.u.sent <- Sent{Payload: p, To: m.Addr, TOS: m.TOS, TTL: m.TTL, GSOSize: m.GSOSize, Flow: m.Flow}:
+		case s.u.sent <- Sent{Payload: p, To: m.Addr, TOS: m.TOS, TTL: m.TTL, GSOSize: m.GSOSize, Flow: m.Flow, Inner: m.Inner}:
 			n++
 		case <-s.u.closed:
 			return n, fmt.Errorf("underlay: %w", os.ErrClosed)
