@@ -7,6 +7,7 @@
 //
 //	K   kernel vxlan <-> kernel vxlan (the reference)
 //	VK  vxland <-> kernel vxlan
+//	VT  vxland --underlay tap <-> kernel vxlan (experimental)
 //	VV  vxland <-> vxland
 //	VB  an older vxland binary (--baseline-bin) <-> kernel vxlan
 //	N   bench/relay, a plain Go relay <-> kernel vxlan (peer offloads off)
@@ -143,7 +144,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.bin, "bin", "", "folder for the relay and vxland binaries (default: a scratch folder)")
 	fs.StringVar(&cfg.repo, "repo", "", "repository root (default: found from the working folder)")
 	fs.StringVar(&cfg.vxlandBin, "vxland", "", "use this vxland binary instead of building ./cmd/vxland")
-	vxArgs := fs.String("vxland-args", "", "extra arguments for vxland (VK, VV), space separated (e.g. --offload=false)")
+	vxArgs := fs.String("vxland-args", "", "extra arguments for vxland (VK, VT, VV), space separated (e.g. --offload=false)")
 	fs.StringVar(&cfg.baselineBin, "baseline-bin", "", "an older vxland binary, measured as system VB beside VK (same setup, kernel peer)")
 	bArgs := fs.String("baseline-args", "", "extra arguments for the --baseline-bin vxland (VB), space separated; --vxland-args are not passed to it")
 	fs.StringVar(&cfg.baselineName, "baseline-name", "", "what the --baseline-bin build is (e.g. its commit), shown in the report")
@@ -181,7 +182,7 @@ func parseFlags(args []string) (*config, error) {
 		}
 		s, ok := findSystem(name)
 		if !ok || s.Name == "veth" {
-			return nil, fmt.Errorf("unknown system %q (want K, VK, VV, VB, N, O; veth is --veth)", name)
+			return nil, fmt.Errorf("unknown system %q (want K, VK, VT, VV, VB, N, O; veth is --veth)", name)
 		}
 		if s.Name == baselineSystem && cfg.baselineBin == "" {
 			return nil, fmt.Errorf("system %s needs --baseline-bin", baselineSystem)
@@ -328,9 +329,9 @@ func (b *bench) prepare(ctx context.Context) error {
 			}
 		}
 	}
-	if b.wants("VK") || b.wants("VV") {
+	if b.wants("VK") || b.wants("VT") || b.wants("VV") {
 		if why := b.prepareVxland(ctx); why != "" {
-			for _, n := range []string{"VK", "VV"} {
+			for _, n := range []string{"VK", "VT", "VV"} {
 				if b.wants(n) {
 					b.skipped[n] = why
 				}

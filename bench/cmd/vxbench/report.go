@@ -382,7 +382,7 @@ func (b *bench) notesList(sum map[string]map[string]*summary) []string {
 		notes = append(notes, "veth: the underlay alone (192.0.2.1 → 192.0.2.2, MTU 1500, no tunnel), measured once in round 1, for context.")
 	}
 	notes = append(notes,
-		"A = 203.0.113.1 (client side, where vxland/relay/OVS run), B = 203.0.113.2 (iperf3 server, kernel vxlan in K/VK/VB/N/O). A→B = forward, B→A = iperf3 -R.",
+		"A = 203.0.113.1 (client side, where vxland/relay/OVS run), B = 203.0.113.2 (iperf3 server, kernel vxlan in K/VK/VT/VB/N/O). A→B = forward, B→A = iperf3 -R.",
 		"UDP: iperf3 -u -b 0 -l N; received packets per second at the receiver (sent minus lost).",
 		fmt.Sprintf("RTT: %d ICMP echoes 10 ms apart, idle tunnel, measured from A.", cfg.pings),
 		"CPU s/GB: utime+stime of the userspace dataplane processes (/proc/PID/stat; both daemons for VV, ovs-vswitchd for O, the relay for N, the older vxland for VB) over the TCP test, per GB (1e9 bytes) of payload received. Peak RSS: VmHWM (largest daemon).",

@@ -13,6 +13,7 @@ var systemColors = map[string]string{
 	"K":    "#4c72b0",
 	"VK":   "#dd8452",
 	"VB":   "#937860",
+	"VT":   "#da8bc3",
 	"VV":   "#55a868",
 	"N":    "#c44e52",
 	"O":    "#8172b3",

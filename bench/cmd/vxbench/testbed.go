@@ -50,6 +50,10 @@ type system struct {
 	// underlay veth, which the baselines need against a kernel peer
 	// (seeded checksums; see docs/kernel-notes.md).
 	PeerOffloadsOff bool
+	// VxlandArgs are passed to the vxland of side A besides --vxland-args.
+	VxlandArgs []string
+	// Sysctls are set in A before its side starts ("key=value").
+	Sysctls []string
 }
 
 // baselineSystem is the row of the --baseline-bin vxland: set up like VK,
@@ -61,6 +65,8 @@ var allSystems = []system{
 	{Name: "veth", Desc: "underlay veth alone, no tunnel", A: sideNone, B: sideNone},
 	{Name: "K", Desc: "kernel vxlan <-> kernel vxlan (reference)", A: sideKernel, B: sideKernel},
 	{Name: "VK", Desc: "vxland <-> kernel vxlan", A: sideVxland, B: sideKernel},
+	{Name: "VT", Desc: "vxland --underlay tap (experimental: TCP super-frames sent whole through an underlay TAP) <-> kernel vxlan",
+		A: sideVxland, B: sideKernel, VxlandArgs: []string{"--underlay", "tap"}, Sysctls: []string{"net.ipv4.conf.all.rp_filter=0"}},
 	{Name: "VV", Desc: "vxland <-> vxland", A: sideVxland, B: sideVxland},
 	{Name: baselineSystem, Desc: "vxland baseline: an older vxland binary against the kernel", A: sideBaseline, B: sideKernel},
 	{Name: "N", Desc: "plain Go relay (water + net.UDPConn) <-> kernel vxlan", A: sideRelay, B: sideKernel, PeerOffloadsOff: true},
@@ -141,6 +147,11 @@ func newTestbed(ctx context.Context, r *runner, cfg *config, sys system, round i
 			return tb, err
 		}
 	}
+	for _, kv := range sys.Sysctls {
+		if _, err := r.run(ctx, "ip", nsExec(tb.nsA, "sysctl", "-qw", kv)...); err != nil {
+			return tb, err
+		}
+	}
 	if err := tb.setupSide(ctx, sys.A, tb.nsA, vethA, underA, underB, overA); err != nil {
 		return tb, fmt.Errorf("side A: %w", err)
 	}
@@ -179,6 +190,9 @@ func (tb *testbed) setupSide(ctx context.Context, kind sideKind, ns, ul, local, 
 		return tb.startDaemon(ctx, "relay", ns, tap, true, overlay, args)
 	case sideVxland, sideBaseline:
 		bin, extra := tb.cfg.vxlandBin, tb.cfg.vxlandArgs
+		if ns == tb.nsA {
+			extra = append(append([]string(nil), extra...), tb.sys.VxlandArgs...)
+		}
 		if kind == sideBaseline {
 			bin, extra = tb.cfg.baselineBin, tb.cfg.baselineArgs
 		}
