@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/vxland/vxland/internal/testnet"
@@ -14,6 +15,12 @@ import (
 // one datagram per segment.
 func TestUnderlayTAPKernel(t *testing.T) {
 	testnet.RequireRoot(t)
+	for _, offload := range []bool{true, false} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) { underlayTAPKernel(t, offload) })
+	}
+}
+
+func underlayTAPKernel(t *testing.T, offload bool) {
 	a, b := testnet.NewNS(t), testnet.NewNS(t)
 	a.SetSysctl(t, "net.ipv4.conf.all.rp_filter", "0")
 	underlay(t, a, b, "ul0", "192.0.2.1/24", "192.0.2.2/24")
@@ -21,7 +28,7 @@ func TestUnderlayTAPKernel(t *testing.T) {
 		VNI: 40, Remote: "192.0.2.1", Local: "192.0.2.2", Dev: "ul0", Addr: "203.0.113.2/24",
 	})
 	d := startVxland(t, a, "vxt0", "--vni", "40", "--remote", "192.0.2.2", "--local", "192.0.2.1",
-		"--addr", "203.0.113.1/24", "--up", "--underlay", "tap")
+		"--addr", "203.0.113.1/24", "--up", "--underlay", "tap", fmt.Sprintf("--offload=%v", offload))
 	if !linkExists(a, "vxt0u") {
 		testnet.SkipOrFail(t, "no underlay TAP vxt0u: the kernel refuses UDP tunnel GSO on TAPs (Linux 6.17 or later)")
 	}
@@ -36,14 +43,22 @@ func TestUnderlayTAPKernel(t *testing.T) {
 
 	a.Ping(t, "203.0.113.2", 2)
 	udp0, st0 := b.Counter(t, "UdpInDatagrams"), d.stats(t)
+	tap0 := a.LinkStats(t, "vxt0u").RxPackets
 	transfer(t, a, b, "203.0.113.2", largeTransfer, d)
 	udp1, st1 := b.Counter(t, "UdpInDatagrams"), d.stats(t)
+	tap1 := a.LinkStats(t, "vxt0u").RxPackets
 	udp, segs := udp1-udp0, st1["tx_frames"]-st0["tx_frames"]
-	t.Logf("peer received %d UDP datagrams for %d TCP segments sent (%d tx_messages)", udp, segs, st1["tx_messages"]-st0["tx_messages"])
+	t.Logf("peer received %d UDP datagrams for %d TCP segments sent (%d tx_messages, %d frames through the underlay TAP)",
+		udp, segs, st1["tx_messages"]-st0["tx_messages"], tap1-tap0)
 	if segs < largeTransfer/1500 {
 		t.Fatalf("vxland counted %d segments for %d bytes", segs, largeTransfer)
 	}
-	if udp*4 >= segs {
+	// Every datagram went through the underlay TAP (the host counts what
+	// it receives on it), none through the sockets.
+	if tap1-tap0 < st1["tx_messages"]-st0["tx_messages"] {
+		t.Errorf("%d frames through the underlay TAP for %d messages sent", tap1-tap0, st1["tx_messages"]-st0["tx_messages"])
+	}
+	if offload && udp*4 >= segs {
 		t.Errorf("tunnel GSO did not engage: the peer received %d UDP datagrams for %d segments", udp, segs)
 	}
 	transfer(t, b, a, "203.0.113.1", largeTransfer, d)
