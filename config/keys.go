@@ -615,7 +615,7 @@ var KeyTable = append([]Key{
 		Flag: "underlay", Arg: "udp|tap", Group: GroupDaemon,
 		Help: "how datagrams are sent: udp (sockets) or tap (experimental: unicast IPv4 through an underlay TAP the host forwards, TCP super-frames whole; needs --local, Linux 6.17) (default udp)",
 		Type: "string", Default: "`\"udp\"`",
-		Doc: "how VXLAN datagrams are sent: `\"udp\"` through UDP sockets; `\"tap\"` (experimental) writes unicast IPv4 datagrams with their outer headers to an underlay TAP (`<first TAP>u`) that the host forwards from, each TCP super-frame whole (UDP tunnel GSO, Linux 6.17 or later; older kernels fall back to `udp`); needs `local`, an IPv4 underlay and `net.ipv4.conf.all.rp_filter` 0 (see docs/DESIGN.md). Receiving and multicast stay on the sockets. Read at start",
+		Doc: "how VXLAN datagrams are sent: `\"udp\"` through UDP sockets; `\"tap\"` (experimental) writes unicast IPv4 datagrams with their outer headers to an underlay TAP (`<first TAP>u`) that the host forwards from, each TCP super-frame whole (UDP tunnel GSO, Linux 6.17 or later; older kernels fall back to `udp`); needs `local`, an IPv4 underlay and a `net.ipv4.conf.all.rp_filter` other than 1 (strict) (see docs/DESIGN.md). Receiving and multicast stay on the sockets. Read at start",
 		set: func(t Target, in input) error {
 			switch in.s {
 			case UnderlayUDP, UnderlayTAP:

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/checksum"
@@ -95,7 +96,8 @@ func openTAPUnderlay(u *udpUnderlay, cfg tapUnderlayConfig) (_ *tapUnderlay, err
 	if err := checkTAPUnderlay(cfg.Local, u.cfg.V6); err != nil {
 		return nil, err
 	}
-	if err := checkRPFilter(); err != nil {
+	rpf, err := checkRPFilter()
+	if err != nil {
 		return nil, err
 	}
 	t := &tapUnderlay{udpUnderlay: u, local: cfg.Local.As4(), lo: cfg.SrcPortMin, hi: cfg.SrcPortMax}
@@ -122,6 +124,14 @@ func openTAPUnderlay(u *udpUnderlay, cfg tapUnderlayConfig) (_ *tapUnderlay, err
 	if err := routerPort(name); err != nil {
 		return nil, fmt.Errorf("underlay tap %s: %w", name, err)
 	}
+	if rpf == "2" {
+		// Loose filtering drops what arrives on a device without an IPv4
+		// address; the outer source, as a /32, passes it (the address
+		// stays on its own device too, and goes with the TAP).
+		if err := addHostAddr(ifi.Index, cfg.Local); err != nil {
+			return nil, fmt.Errorf("underlay tap %s: %w", name, err)
+		}
+	}
 	t.caps = u.caps
 	t.caps.TunnelGSO = true
 	t.caps.SourcePorts = int(t.hi - t.lo)
@@ -129,23 +139,38 @@ func openTAPUnderlay(u *udpUnderlay, cfg tapUnderlayConfig) (_ *tapUnderlay, err
 	return t, nil
 }
 
-// checkRPFilter refuses a reverse-path filter that drops the outer
-// packets: their source is a local address received on a TAP with no
-// route back through it, which only rp_filter 0 lets through (the
-// effective value is the larger of conf.all and the device's, and the TAP's
-// is set to 0).
-func checkRPFilter() error {
+// checkRPFilter returns net.ipv4.conf.all.rp_filter, refusing strict
+// filtering: the outer source is a local address received on a TAP with no
+// route back through it. The effective value is the larger of conf.all and
+// the device's, whose own is set to 0: off passes, loose passes once the
+// TAP has an address (addHostAddr), strict never does.
+func checkRPFilter() (string, error) {
 	v, err := readSysctl("net/ipv4/conf/all/rp_filter")
 	if err != nil {
-		return err
+		return "", err
 	}
-	switch v {
-	case "0":
-		return nil
-	case "1":
-		return errors.New("--underlay tap: net.ipv4.conf.all.rp_filter is 1 (strict reverse-path filtering), which drops the outer packets the underlay TAP hands the kernel; set it to 0 (sysctl -w net.ipv4.conf.all.rp_filter=0)")
+	if v == "1" {
+		return "", errors.New("--underlay tap: net.ipv4.conf.all.rp_filter is 1 (strict reverse-path filtering), which drops the outer packets the underlay TAP hands the kernel; set it to 0 or 2 (sysctl -w net.ipv4.conf.all.rp_filter=2)")
 	}
-	return fmt.Errorf("--underlay tap: net.ipv4.conf.all.rp_filter is %s (loose reverse-path filtering), which drops the outer packets of a TAP without an address; set it to 0 (sysctl -w net.ipv4.conf.all.rp_filter=0)", v)
+	return v, nil
+}
+
+// addHostAddr puts a as a /32 on the interface of index ifindex.
+func addHostAddr(ifindex int, a netip.Addr) error {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	l, err := h.LinkByIndex(ifindex)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(32, 32)}}
+	if err := h.AddrAdd(l, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add %s/32: %w", a, err)
+	}
+	return nil
 }
 
 // routerPort sets the TAP up and makes it a port the host forwards from:

@@ -15,14 +15,21 @@ import (
 // one datagram per segment.
 func TestUnderlayTAPKernel(t *testing.T) {
 	testnet.RequireRoot(t)
-	for _, offload := range []bool{true, false} {
-		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) { underlayTAPKernel(t, offload) })
+	for _, c := range []struct {
+		offload bool
+		rpf     string
+	}{{true, "0"}, {false, "0"}, {true, "2"}} {
+		t.Run(fmt.Sprintf("offload=%v,rp_filter=%s", c.offload, c.rpf), func(t *testing.T) { underlayTAPKernel(t, c.offload, c.rpf) })
 	}
 }
 
-func underlayTAPKernel(t *testing.T, offload bool) {
+// underlayTAPKernel runs TestUnderlayTAPKernel with offloads on or off and
+// net.ipv4.conf.all.rp_filter at rpf in vxland's namespace. Loose
+// filtering (2) needs an address on the TAP: vxland puts the local one
+// there, and the host's own stays usable once the TAP is gone.
+func underlayTAPKernel(t *testing.T, offload bool, rpf string) {
 	a, b := testnet.NewNS(t), testnet.NewNS(t)
-	a.SetSysctl(t, "net.ipv4.conf.all.rp_filter", "0")
+	a.SetSysctl(t, "net.ipv4.conf.all.rp_filter", rpf)
 	underlay(t, a, b, "ul0", "192.0.2.1/24", "192.0.2.2/24")
 	testnet.KernelVXLAN(t, b, testnet.VXLANOpts{
 		VNI: 40, Remote: "192.0.2.1", Local: "192.0.2.2", Dev: "ul0", Addr: "203.0.113.2/24",
@@ -63,6 +70,11 @@ func underlayTAPKernel(t *testing.T, offload bool) {
 	}
 	transfer(t, b, a, "203.0.113.1", largeTransfer, d)
 	checkClean(t, d)
+	d.stop(t)
+	if linkExists(a, "vxt0u") {
+		t.Error("the underlay TAP outlived vxland")
+	}
+	a.Ping(t, "192.0.2.2", 1) // the underlay address still works
 }
 
 // TestUnderlayTAPRefusals checks that --underlay tap refuses what it cannot
