@@ -232,3 +232,34 @@ func TestTAPSender(t *testing.T) {
 		t.Errorf("Send allocates %.0f times per call", a)
 	}
 }
+
+// discardSender takes every datagram and keeps none.
+type discardSender struct{ n int }
+
+func (d *discardSender) Send(msgs []netio.Datagram) (int, error) {
+	d.n += len(msgs)
+	return len(msgs), nil
+}
+
+// TestForwardWholeAllocs: queueing a super-frame whole and flushing it
+// allocates nothing.
+func TestForwardWholeAllocs(t *testing.T) {
+	table := fdb.New(fdb.Options{})
+	table.Add(benchDstMAC, fdb.Dest{IP: memRemote, VNI: benchVNI}, fdb.Static)
+	ep, s := benchEndpoint(t, true, table, nil)
+	ep.ulCaps.TunnelGSO = true
+	ds := &discardSender{}
+	st := newTxState(s.devs[0], ds)
+	frame := tcp4Frame(benchDstMAC, benchPeerMAC, 40*1000, 1, true)
+	h := offload.VirtioNetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4, HdrLen: 54, GSOSize: 1000, CsumStart: 34, CsumOffset: 16}
+	a := testing.AllocsPerRun(100, func() {
+		s.forwardGSO(st, s.tune.Load(), h, frame)
+		s.flush(st)
+	})
+	if a != 0 {
+		t.Errorf("%.0f allocations per super-frame", a)
+	}
+	if ds.n != 101 || s.c.txFrames.Load() != 101*40 {
+		t.Errorf("%d datagrams sent, tx_frames %d; want one datagram and 40 frames per super-frame", ds.n, s.c.txFrames.Load())
+	}
+}
