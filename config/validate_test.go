@@ -165,6 +165,9 @@ func TestParseErrors(t *testing.T) {
 		{"socket clash: same local, other dev", v1 + "[defaults]\nlocal = \"192.0.2.1\"\n[[vni]]\nid = 40\n[[vni]]\nid = 41\ndev = \"ul0\"\n", "t.toml: vni 41 (entry 2): dstport 4789: needs its own socket (local 192.0.2.1, dev ul0) that clashes with the socket of vni 40 (entry 1) (local 192.0.2.1, no dev)", 2, "local"},
 		{"socket clash: any and specific", v1 + "[[vni]]\nid = 40\n[[vni]]\nid = 41\nlocal = \"192.0.2.1\"\n", "t.toml: vni 41 (entry 2): dstport 4789: needs its own socket (local 192.0.2.1, no dev) that clashes with the socket of vni 40 (entry 1) (local any IPv4, no dev)", 2, "local"},
 		{"socket clash: group binds any", v1 + "[[vni]]\nid = 40\nlocal = \"192.0.2.1\"\n[[vni]]\nid = 41\nlocal = \"192.0.2.5\"\ngroup = \"239.1.1.1\"\ndev = \"ul0\"\n", "t.toml: vni 41 (entry 2): dstport 4789: needs its own socket (local 192.0.2.5, dev ul0, bound to any address for its group) that clashes", 2, "local"},
+		{"underlay unknown", v1 + "[daemon]\nunderlay = \"raw\"\n[[vni]]\nid = 40\n", `t.toml: daemon: underlay "raw": want "udp" or "tap"`, 0, "underlay"},
+		{"underlay tap without local", v1 + "[daemon]\nunderlay = \"tap\"\n[[vni]]\nid = 40\n", "t.toml: vni 40 (entry 1): underlay tap: needs local, the outer source address vxland writes", 1, "local"},
+		{"underlay tap over IPv6", v1 + "[daemon]\nunderlay = \"tap\"\n[[vni]]\nid = 40\nlocal = \"2001:db8::1\"\n", "t.toml: vni 40 (entry 1): underlay tap: local 2001:db8::1: IPv6 underlays are not supported (IPv4 only)", 1, "local"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
