@@ -326,15 +326,22 @@ func (s *tapSender) Send(msgs []netio.Datagram) (int, error) {
 	return sent + n, err
 }
 
-// write writes m to the TAP as one frame: the tunnel virtio-net header and
-// outer headers from the slot, then m's parts.
+// write writes m to the TAP: one frame (the tunnel virtio-net header and
+// outer headers from the slot, then m's parts), or for a UDP_SEGMENT train
+// one frame per datagram of it.
 func (s *tapSender) write(m *netio.Datagram) error {
-	if len(m.Parts)+1 > cap(s.parts) {
-		return unix.EINVAL
-	}
 	n := 0
 	for _, p := range m.Parts {
 		n += len(p)
+	}
+	if m.GSOSize > 0 && n > m.GSOSize {
+		if m.Inner.Type != netio.GSONone {
+			return unix.EINVAL
+		}
+		return s.writeTrain(m, n)
+	}
+	if len(m.Parts)+1 > cap(s.parts) {
+		return unix.EINVAL
 	}
 	if err := s.hdr.put(s.slot[:], m, n); err != nil {
 		return err
@@ -344,6 +351,41 @@ func (s *tapSender) write(m *netio.Datagram) error {
 	err := s.q.Write(s.parts)
 	clear(s.parts)
 	return err
+}
+
+// writeTrain writes the train m (n bytes of GSOSize-byte datagrams, the
+// last possibly shorter) one datagram per frame, each gathered from the
+// part ranges it spans behind its own headers. (The kernel takes no UDP
+// GSO through a TAP's tunnel header; the engine sends trains only for what
+// it cannot hand over whole: VLAN-tagged or UDP super-frames.)
+func (s *tapSender) writeTrain(m *netio.Datagram, n int) error {
+	defer clear(s.parts)
+	pi, po := 0, 0 // the next byte: part pi, offset po
+	for off := 0; off < n; off += m.GSOSize {
+		size := min(m.GSOSize, n-off)
+		s.parts = append(s.parts[:0], s.slot[:])
+		for need := size; need > 0; {
+			p := m.Parts[pi][po:]
+			if len(p) == 0 {
+				pi, po = pi+1, 0
+				continue
+			}
+			if len(s.parts) == cap(s.parts) {
+				return unix.EINVAL
+			}
+			take := min(len(p), need)
+			s.parts = append(s.parts, p[:take])
+			need -= take
+			po += take
+		}
+		if err := s.hdr.put(s.slot[:], m, size); err != nil {
+			return err
+		}
+		if err := s.q.Write(s.parts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // outerHeader builds the tunnel virtio-net header and the outer Ethernet,

@@ -231,6 +231,31 @@ func TestTAPSender(t *testing.T) {
 	if a := testing.AllocsPerRun(50, func() { s.Send(msgs) }); a != 0 {
 		t.Errorf("Send allocates %.0f times per call", a)
 	}
+
+	// A UDP_SEGMENT train leaves as its datagrams, each behind its own
+	// headers: here three, the last shorter, each [VXLAN header, frame].
+	var hdrs [3][encap.HeaderLen]byte
+	var train [][]byte
+	frames := [][]byte{frame, frame, frame[:80]}
+	for i := range hdrs {
+		encap.PutHeader(hdrs[i][:], uint32(81+i))
+		train = append(train, hdrs[i][:], frames[i])
+	}
+	msgs[0] = netio.Datagram{Parts: train, Addr: netip.MustParseAddrPort("192.0.2.2:4789"), TTL: 64, Flow: 2,
+		GSOSize: encap.HeaderLen + len(frame)}
+	if n, err := s.Send(msgs); n != 1 || err != nil || msgs[0].Err != nil {
+		t.Fatalf("Send(train) = %d, %v (%v)", n, err, msgs[0].Err)
+	}
+	for i := range hdrs {
+		vni := uint32(81 + i)
+		p := cp.Wait(5*time.Second, func(p gopacket.Packet) bool {
+			v, _ := p.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN)
+			return v != nil && v.VNI == vni
+		})
+		if v := p.Layer(layers.LayerTypeVXLAN).(*layers.VXLAN); !bytes.Equal(v.Payload, frames[i]) {
+			t.Errorf("datagram %d of the train carries %d bytes, want %d", i, len(v.Payload), len(frames[i]))
+		}
+	}
 }
 
 // discardSender takes every datagram and keeps none.
