@@ -12,7 +12,7 @@ import (
 // host's forwarding, TCP super-frames whole. Both directions carry a
 // verified 64 MiB, and the peer receives far fewer UDP datagrams than the
 // TCP segments vxland sent: it decapsulated super-frames (tunnel GSO), not
-// one datagram per segment.
+// one datagram per segment; likewise for IPv6 inside the tunnel.
 func TestUnderlayTAPKernel(t *testing.T) {
 	testnet.RequireRoot(t)
 	for _, c := range []struct {
@@ -69,6 +69,19 @@ func underlayTAPKernel(t *testing.T, offload bool, rpf string) {
 		t.Errorf("tunnel GSO did not engage: the peer received %d UDP datagrams for %d segments", udp, segs)
 	}
 	transfer(t, b, a, "203.0.113.1", largeTransfer, d)
+	if offload && rpf == "0" {
+		// Inner IPv6 in outer IPv4: GSO_TCPV6 | UDP_TUNNEL_IPV4.
+		a.Addr(t, "vxt0", "2001:db8:40::1/64")
+		b.Addr(t, "vxlan40", "2001:db8:40::2/64")
+		a.Ping(t, "2001:db8:40::2", 2)
+		udp0, st0 = b.Counter(t, "UdpInDatagrams"), d.stats(t)
+		transfer(t, a, b, "2001:db8:40::2", largeTransfer, d)
+		udp, segs = b.Counter(t, "UdpInDatagrams")-udp0, d.stats(t)["tx_frames"]-st0["tx_frames"]
+		t.Logf("IPv6 inside: peer received %d UDP datagrams for %d TCP segments sent", udp, segs)
+		if udp*4 >= segs {
+			t.Errorf("tunnel GSO did not engage for IPv6 inside: %d UDP datagrams for %d segments", udp, segs)
+		}
+	}
 	checkClean(t, d)
 	d.stop(t)
 	if linkExists(a, "vxt0u") {
