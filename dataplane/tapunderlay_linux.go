@@ -16,6 +16,7 @@ import (
 	"github.com/vxland/vxland/checksum"
 	"github.com/vxland/vxland/encap"
 	"github.com/vxland/vxland/netio"
+	"github.com/vxland/vxland/offload"
 )
 
 // The underlay TAP (--underlay tap): unicast IPv4 datagrams are written,
@@ -39,13 +40,6 @@ const (
 	// innerBase is where the inner frame starts, counted from the outer
 	// Ethernet header.
 	innerBase = outerEthIPUDP + encap.HeaderLen
-
-	// virtio-net header values (include/uapi/linux/virtio_net.h).
-	vnetNeedsCsum       = 1
-	vnetGSOTCPv4        = 1
-	vnetGSOTCPv6        = 4
-	vnetGSOUDPTunnelIP4 = 0x20
-	vnetGSOECN          = 0x80
 )
 
 // tapUnderlayConfig is what the underlay TAP needs besides the sockets.
@@ -414,20 +408,20 @@ func (o *outerHeader) put(b []byte, m *netio.Datagram, n int) error {
 		var typ uint8
 		switch g.Type {
 		case netio.GSOTCPv4:
-			typ = vnetGSOTCPv4
+			typ = offload.GSOTCPv4
 		case netio.GSOTCPv6:
-			typ = vnetGSOTCPv6
+			typ = offload.GSOTCPv6
 		default:
 			return unix.EINVAL
 		}
 		if g.ECN {
-			typ |= vnetGSOECN
+			typ |= offload.GSOECN
 		}
 		if g.Size == 0 || int(g.HdrLen) > n-encap.HeaderLen || g.CsumStart >= g.HdrLen || g.NetOff >= g.CsumStart {
 			return unix.EINVAL
 		}
-		v[0] = vnetNeedsCsum
-		v[1] = typ | vnetGSOUDPTunnelIP4
+		v[0] = offload.FlagNeedsCsum
+		v[1] = typ | offload.GSOUDPTunnelIPv4
 		binary.LittleEndian.PutUint16(v[2:], innerBase+g.HdrLen)
 		binary.LittleEndian.PutUint16(v[4:], g.Size)
 		binary.LittleEndian.PutUint16(v[6:], innerBase+g.CsumStart)

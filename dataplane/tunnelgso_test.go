@@ -118,8 +118,8 @@ func TestOuterHeader(t *testing.T) {
 		name      string
 		got, want int
 	}{
-		{"flags", int(v[0]), vnetNeedsCsum},
-		{"gso_type", int(v[1]), vnetGSOTCPv4 | vnetGSOUDPTunnelIP4},
+		{"flags", int(v[0]), offload.FlagNeedsCsum},
+		{"gso_type", int(v[1]), offload.GSOTCPv4 | offload.GSOUDPTunnelIPv4},
 		{"hdr_len", int(le(v[2:])), 50 + 54},
 		{"gso_size", int(le(v[4:])), 1000},
 		{"csum_start", int(le(v[6:])), 50 + 34},

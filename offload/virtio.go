@@ -31,6 +31,10 @@ const (
 	GSOTCPv6 = 4
 	// GSOUDPL4: UDP segmentation (USO, UDP_SEGMENT), IPv4 or IPv6.
 	GSOUDPL4 = 5
+	// GSOUDPTunnelIPv4: ORed into GSOType when the frame is a UDP tunnel
+	// (outer IPv4) around the inner GSO type, segmented after
+	// encapsulation (the 24-byte tunnel header, Linux 6.17).
+	GSOUDPTunnelIPv4 = 0x20
 	// GSOECN: ORed into GSOType when the TCP super-frame carries CWR.
 	GSOECN = 0x80
 )
