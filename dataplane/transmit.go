@@ -257,7 +257,20 @@ func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 	var l inner.Layout
 	l.Decode(frame)
 	dests, flow := s.route(frame, &l, tn)
-	tos := encap.OuterTOS(frame, &l, tn.TOS, tn.TOSInherit)
+	if !s.queueToDests(st, tn, frame, &l, dests, flow, netio.InnerGSO{}) {
+		s.c.txNoDest.Inc()
+		return
+	}
+	st.frames++
+	st.bytes += uint64(len(frame))
+}
+
+// queueToDests queues frame once for every usable destination, the VXLAN
+// header gathered from a per-datagram slot so that replication never
+// copies; whole, when set, marks it a super-frame the underlay takes
+// whole. It reports whether anything was queued.
+func (s *Segment) queueToDests(st *txState, tn *tuning, frame []byte, l *inner.Layout, dests []fdb.Dest, flow uint32, whole netio.InnerGSO) bool {
+	tos := encap.OuterTOS(frame, l, tn.TOS, tn.TOSInherit)
 	queued := false
 	for i := range dests {
 		d := &dests[i]
@@ -270,14 +283,12 @@ func (s *Segment) forward(st *txState, tn *tuning, frame []byte) {
 		h := st.hdrs[st.nhdr][:]
 		st.nhdr++
 		encap.PutHeader(h, d.VNI)
-		queued = st.queueDatagram(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, &l, d), 0, flow) || queued
+		if st.queueDatagram(h, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, l, d), 0, flow) {
+			st.queue[st.nq-1].Inner = whole
+			queued = true
+		}
 	}
-	if !queued {
-		s.c.txNoDest.Inc()
-		return
-	}
-	st.frames++
-	st.bytes += uint64(len(frame))
+	return queued
 }
 
 // flush sends everything the worker has queued and adds the worker's

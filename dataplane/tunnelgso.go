@@ -62,24 +62,7 @@ func (s *Segment) forwardWhole(st *txState, tn *tuning, l *inner.Layout, h offlo
 			return false
 		}
 	}
-	tos := encap.OuterTOS(frame, l, tn.TOS, tn.TOSInherit)
-	queued := false
-	for i := range dests {
-		d := &dests[i]
-		if !s.usable(d) {
-			continue
-		}
-		if st.full() {
-			s.flush(st)
-		}
-		hdr := st.hdrs[st.nhdr][:]
-		st.nhdr++
-		encap.PutHeader(hdr, d.VNI)
-		if st.queueDatagram(hdr, frame, netip.AddrPortFrom(d.IP, s.destPort(d)), tos, s.ttlFor(frame, l, d), 0, flow) {
-			st.queue[st.nq-1].Inner = g
-			queued = true
-		}
-	}
+	queued := s.queueToDests(st, tn, frame, l, dests, flow, g)
 	if !queued {
 		s.c.txNoDest.Inc()
 		return true
