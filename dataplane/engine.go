@@ -146,8 +146,10 @@ type SegmentConfig struct {
 }
 
 // FrameObserver is shown each Ethernet frame read from a TAP, before it is
-// forwarded. It is called on the packet path: it must not block, modify or
-// keep the frame, and should not allocate for frames it has seen before.
+// forwarded. It is called on the packet path, by every transmit worker
+// (one per TAP queue) at once: it must be safe for concurrent use, must
+// not block, modify or keep the frame, and should not allocate for frames
+// it has seen before.
 type FrameObserver interface {
 	ObserveFrame(frame []byte)
 }

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/vxland/vxland/netio"
@@ -97,7 +98,7 @@ func OpenTAPQueues(o TAPOptions) ([]*TAP, error) {
 	n := max(o.Queues, 1)
 	var qs []*TAP
 	for i := 0; i < n; i++ {
-		t, err := openTAP(o, n > 1)
+		t, err := openTAP(o, n > 1, i == 0)
 		if err != nil {
 			for _, q := range qs {
 				q.Close()
@@ -111,9 +112,13 @@ func OpenTAPQueues(o TAPOptions) ([]*TAP, error) {
 }
 
 // OpenTAP creates the single-queue TAP device described by o.
-func OpenTAP(o TAPOptions) (*TAP, error) { return openTAP(o, false) }
+func OpenTAP(o TAPOptions) (*TAP, error) { return openTAP(o, false, true) }
 
-func openTAP(o TAPOptions, multiqueue bool) (*TAP, error) {
+// openTAP opens one queue of the TAP o names. The first queue is opened
+// with IFF_TUN_EXCL: a TAP of that name that exists already is refused
+// (EBUSY), where a multiqueue open would otherwise add a queue to it (a
+// second daemon taking a share of another's frames).
+func openTAP(o TAPOptions, multiqueue, first bool) (*TAP, error) {
 	if len(o.Name) >= unix.IFNAMSIZ {
 		return nil, fmt.Errorf("tap name %q is longer than %d characters", o.Name, unix.IFNAMSIZ-1)
 	}
@@ -142,12 +147,20 @@ func openTAP(o TAPOptions, multiqueue bool) (*TAP, error) {
 	if multiqueue {
 		req.flags |= unix.IFF_MULTI_QUEUE
 	}
+	if first {
+		req.flags |= unix.IFF_TUN_EXCL
+	}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
 		switch e {
 		case unix.EPERM, unix.EACCES:
 			return nil, ErrTUNPermission
 		case unix.EBUSY:
-			return nil, fmt.Errorf("tap %s: device is busy (another vxland is using it?)", o.Name)
+			// IFF_TUN_EXCL refuses any existing device with EBUSY, a TAP or
+			// not (the caller's thread is in the TAP's namespace).
+			if l, err := netlink.LinkByName(o.Name); err == nil && l.Type() != "tuntap" {
+				return nil, fmt.Errorf("tap %s: a device with this name exists and is not a TAP", o.Name)
+			}
+			return nil, fmt.Errorf("tap %s: a device of this name is in use or exists already (another vxland, or a TAP made with ip tuntap?); vxland creates its own", o.Name)
 		case unix.EINVAL:
 			return nil, fmt.Errorf("tap %s: a device with this name exists and is not a TAP", o.Name)
 		}

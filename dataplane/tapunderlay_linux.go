@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -264,7 +265,10 @@ func (t *tapUnderlay) NewSender() netio.Sender {
 	t.next++
 	return &tapSender{
 		u: t, q: q, udp: t.udpUnderlay.NewSender(),
-		hdr:   outerHeader{mac: t.mac, local: t.local, lo: t.lo, hi: t.hi},
+		// Each sender starts its IPv4 identifications at a random point, so
+		// that senders to one peer do not repeat each other's (the outer
+		// packets may be fragmented: DF is not set).
+		hdr:   outerHeader{mac: t.mac, local: t.local, lo: t.lo, hi: t.hi, id: uint16(rand.Uint32())},
 		parts: make([][]byte, 0, maxWriteParts),
 	}
 }

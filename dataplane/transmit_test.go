@@ -196,3 +196,36 @@ func TestSourcePortsSpread(t *testing.T) {
 		t.Errorf("%d flows used %d distinct source ports, want %d", flows, len(ports), DefaultTxSockets)
 	}
 }
+
+// TestForwardGSOBatchAllocs queues a whole batch of super-frames before
+// one flush, as a busy transmit worker does: the header slots run out
+// mid-batch and the worker flushes and carries on, without allocating.
+func TestForwardGSOBatchAllocs(t *testing.T) {
+	table := fdb.New(fdb.Options{})
+	if err := table.Add(benchDstMAC, sinkDest(t), fdb.Static); err != nil {
+		t.Fatal(err)
+	}
+	_, s := benchEndpoint(t, true, table, nil)
+	st := txFor(s)
+	frame := tcp4Frame(benchDstMAC, benchPeerMAC, benchGSOSegments*benchMSS, 1, true)
+	h := offload.VirtioNetHdr{Flags: offload.FlagNeedsCsum, GSOType: offload.GSOTCPv4,
+		HdrLen: 54, GSOSize: benchMSS, CsumStart: 34, CsumOffset: 16}
+	tn := s.tune.Load()
+	batch := func() {
+		for range defaultBatch {
+			s.forwardGSO(st, tn, h, frame)
+		}
+		s.flush(st)
+	}
+	batch()
+	if a := testing.AllocsPerRun(5, batch); a != 0 {
+		t.Errorf("%v allocations per batch of %d super-frames", a, defaultBatch)
+	}
+	if bad := s.c.txBadGSO.Load(); bad != 0 {
+		t.Errorf("tx_bad_gso %d", bad)
+	}
+	// Seven batches: the first, AllocsPerRun's warm-up and its five runs.
+	if got, want := s.c.txFrames.Load(), uint64(7*defaultBatch*benchGSOSegments); got != want {
+		t.Errorf("tx_frames %d, want %d", got, want)
+	}
+}

@@ -42,6 +42,9 @@ func TestSetupErrors(t *testing.T) {
 		want string
 	}{
 		{"port in use", "vxe2", []string{"--vni", "2", "--control", sock("e2")}, "udp port 4789 is already in use"},
+		// A multiqueue open of an existing TAP would add queues to it: the
+		// running daemon's TAP must be refused, not shared.
+		{"TAP of another daemon", "vxe1", []string{"--vni", "10", "--dstport", "4795", "--queues", "2", "--control", sock("e10")}, "in use or exists already"},
 		{"name taken", "vxe4", []string{"--vni", "4", "--dstport", "4791", "--control", sock("e4")}, "exists and is not a TAP"},
 		{"control socket taken", "vxe5", []string{"--vni", "5", "--dstport", "4792", "--control", filepath.Join(first.rundir, "netns", first.ns.Name, "vxe1.sock")}, "another vxland is serving"},
 		{"missing dev", "vxe6", []string{"--vni", "6", "--dstport", "4793", "--dev", "nodev0"}, "nodev0: no such device"},
@@ -51,7 +54,7 @@ func TestSetupErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			expectSetupError(t, ns, []string{tc.want}, append([]string{"--tap", tc.tap}, tc.args...)...)
-			if tc.tap != "vxe4" {
+			if tc.tap != "vxe4" && tc.tap != "vxe1" {
 				if _, err := ns.Try("ip", "link", "show", tc.tap); err == nil {
 					t.Errorf("failed start left TAP %s behind", tc.tap)
 				}

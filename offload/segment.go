@@ -240,8 +240,9 @@ func SegmentGather(l *inner.Layout, h VirtioNetHdr, frame []byte, hdrRoom int, h
 		return 0, err
 	}
 	if p.count > len(hdrs) || p.count > len(payloads) {
-		return 0, fmt.Errorf("%w: %d bytes of payload at gso_size %d need %d segments, have %d header slots and %d payload slots",
-			ErrTooManySegments, p.plen, p.mss, p.count, len(hdrs), len(payloads))
+		// The bare sentinel: a caller out of slots flushes and retries on
+		// the packet path, which must not allocate.
+		return 0, ErrTooManySegments
 	}
 	need := hdrRoom + p.hdrLen
 	for i := 0; i < p.count; i++ {
