@@ -209,7 +209,6 @@ type Segment struct {
 	devs  []netio.FrameDevice    // the device's queues
 	name  string                 // the device's name
 	vnet  bool                   // frames carry a virtio-net header
-	tso   bool                   // the device takes and gives super-frames
 	tune  atomic.Pointer[tuning] // what SetTuning may change while running
 	group netip.Addr             // the joined group; guarded by ep.mu
 	// removed is set by RemoveSegment before it closes the device, so the
@@ -594,7 +593,7 @@ func (ep *Endpoint) newSegment(sc SegmentConfig) (s *Segment, err error) {
 		return nil, fmt.Errorf("vni %d: no device", sc.VNI)
 	}
 	caps := devs[0].Caps()
-	s = &Segment{cfg: sc, ep: ep, devs: devs, name: devs[0].Name(), vnet: caps.VnetHdr, tso: caps.TSO}
+	s = &Segment{cfg: sc, ep: ep, devs: devs, name: devs[0].Name(), vnet: caps.VnetHdr}
 	s.tune.Store(newTuning(tuningOf(&sc)))
 	if sc.Offload && !caps.TSO {
 		ep.cfg.Logf("tap %s: kernel refused TSO offloads (accepted: %s); frames are taken one by one", s.name, caps.Offloads)

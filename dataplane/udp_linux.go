@@ -155,6 +155,16 @@ func (s *udpSocket) setInt(level, opt, v int, what string) error {
 	return nil
 }
 
+// setIPInt sets an IP-level option of the socket's family: opt4 at
+// IPPROTO_IP on an IPv4 socket, opt6 at IPPROTO_IPV6 on an IPv6 one;
+// what names the pair in errors.
+func (s *udpSocket) setIPInt(opt4, opt6, v int, what string) error {
+	if s.v6 {
+		return s.setInt(unix.IPPROTO_IPV6, opt6, v, what)
+	}
+	return s.setInt(unix.IPPROTO_IP, opt4, v, what)
+}
+
 // close closes the socket and unblocks pending reads.
 func (s *udpSocket) close() error { return s.file.Close() }
 

@@ -108,24 +108,14 @@ func (u *udpUnderlay) openRx() error {
 		if err := u.bindDev(s); err != nil {
 			return err
 		}
-		if cfg.V6 {
-			err = s.setInt(unix.IPPROTO_IPV6, unix.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS")
-		} else {
-			err = s.setInt(unix.IPPROTO_IP, unix.IP_RECVTOS, 1, "IP_RECVTOS")
-		}
-		if err != nil {
+		if err := s.setIPInt(unix.IP_RECVTOS, unix.IPV6_RECVTCLASS, 1, "IP_RECVTOS/IPV6_RECVTCLASS"); err != nil {
 			return err
 		}
 		if i > 0 {
 			// Multicast is delivered to every socket of the port that
 			// accepts it: only the first joins groups, the others take
 			// none, so each datagram is received once.
-			if cfg.V6 {
-				err = s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0, "IPV6_MULTICAST_ALL")
-			} else {
-				err = s.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0, "IP_MULTICAST_ALL")
-			}
-			if err != nil {
+			if err := s.setIPInt(unix.IP_MULTICAST_ALL, unix.IPV6_MULTICAST_ALL, 0, "IP_MULTICAST_ALL/IPV6_MULTICAST_ALL"); err != nil {
 				return err
 			}
 		}
@@ -187,11 +177,8 @@ func (u *udpUnderlay) openTxPool() error {
 			return err
 		}
 		// DF unset, like the kernel driver's default ("df unset").
-		if cfg.V6 {
-			_ = s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT, "IPV6_MTU_DISCOVER")
-		} else {
-			_ = s.setInt(unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER")
-		}
+		// (IP_PMTUDISC_DONT and IPV6_PMTUDISC_DONT are both 0.)
+		_ = s.setIPInt(unix.IP_MTU_DISCOVER, unix.IPV6_MTU_DISCOVER, unix.IP_PMTUDISC_DONT, "IP_MTU_DISCOVER/IPV6_MTU_DISCOVER")
 		setBuffer(s.fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, 4<<20)
 		setBuffer(s.fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, 4096)
 		if err := u.multicastTx(s); err != nil {
@@ -241,11 +228,7 @@ func (u *udpUnderlay) bindDev(s *udpSocket) error {
 // multicastTx sends multicast through the underlay device, and never to
 // ourselves (the kernel's vxlan socket turns multicast loop off too).
 func (u *udpUnderlay) multicastTx(s *udpSocket) error {
-	if u.cfg.V6 {
-		if err := s.setInt(unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0, "IPV6_MULTICAST_LOOP"); err != nil {
-			return err
-		}
-	} else if err := s.setInt(unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP"); err != nil {
+	if err := s.setIPInt(unix.IP_MULTICAST_LOOP, unix.IPV6_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP/IPV6_MULTICAST_LOOP"); err != nil {
 		return err
 	}
 	if u.cfg.Dev == "" {
